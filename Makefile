@@ -1,0 +1,38 @@
+# Quick start: `make demo` and `make test` each create/update .venv and install what they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+RETRIEVAL_HOME ?= $(HOME)/.cache/retrieval
+DEMO_DIR := $(RETRIEVAL_HOME)/demo
+
+.PHONY: install demo test test-fast lint bench clean
+
+install: $(STAMP)
+
+# Re-runs only when the dependency declarations change (idempotent).
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt torch torchaudio
+	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
+	# tinysoundfont's declared pyaudio dependency is only for live playback and needs system
+	# PortAudio headers; offline rendering does not use it.
+	$(PIP) install --quiet --no-deps tinysoundfont
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/retrieval demo --home $(RETRIEVAL_HOME)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbmake
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check retrieval tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,26 @@
+"""retrieval: multimodal metric-learning music retrieval.
+
+Three towers map into one shared cosine space and are trained jointly with sampled triplets
+(tags are anchors, tracks carrying the tag are positives, tracks without it are negatives).
+
+The package follows the data flow::
+
+    audio file → audio.py (decode, resample, mel) → encoders/ (audio | text | listening) → model.py
+    (shared space) → index/ → api.py (search)
+    training: training/mining.py → training/losses.py → training/loop.py → training/checkpoint.py
+    → evaluation.py → heads/
+
+Modules:
+    audio          decode any audio file to mono float32 at the model's rate; mel front end; crops.
+    data           the published formats (MSD500, Taste Profile, splits, audio locator) and the demo corpus.
+    encoders       audio backbones, word towers (word2vec | sentence), listening factors (ALS).
+    config         frozen dataclass configs loaded from YAML.
+    errors         the exceptions raised for bad input.
+    fileio         atomic writes.
+    paths          where demo corpora, models and indexes live (``$RETRIEVAL_HOME``).
+    cli            the ``retrieval`` command.
+
+``import retrieval`` is cheap: heavy modules are imported where they are used.
+"""
+
+__version__ = "0.1.0"
