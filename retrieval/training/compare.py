@@ -1,0 +1,85 @@
+"""Comparison tables: train and evaluate several configs, one row each, with one command.
+
+A table file lists rows, each a config plus optional overrides (paths relative to the table file)::
+
+    rows:
+      - {name: audio, config: audio.yaml}
+      - {name: "audio, random sampling", config: audio.yaml, set: [train.sampler=random, train.negatives=uniform]}
+
+``retrieval compare configs/demo/table.yaml --out runs/table`` trains every row into ``OUT/<slug>`` (a finished run
+is reused, an interrupted one resumed), evaluates it on the test split, and writes ``OUT/table.md`` (MAP, P@10,
+ROC-AUC and per-category MAP), ``OUT/table.json`` and ``OUT/category_map.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from retrieval.config import load_config
+from retrieval.errors import ConfigError
+from retrieval.fileio import write_text_atomic
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def read_table(path: str | Path) -> list[dict]:
+    """The rows of a table file, each {"name", "config" (absolute), "set" (list)}; errors name the row."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: table file not found")
+    raw = yaml.safe_load(path.read_text()) or {}
+    rows = raw.get("rows")
+    if not isinstance(rows, list) or not rows:
+        raise ConfigError(f"{path}: expected a non-empty list under 'rows'")
+    out = []
+    for i, row in enumerate(rows):
+        unknown = set(row) - {"name", "config", "set"}
+        if unknown or "name" not in row or "config" not in row:
+            raise ConfigError(f"{path}: rows[{i}] needs 'name' and 'config' (and optional 'set'); got {sorted(row)}")
+        out.append({"name": row["name"], "config": path.parent / row["config"], "set": list(row.get("set", []))})
+    return out
+
+
+def run_table(table: str | Path, out: str | Path, overrides: list[str] | tuple = (), progress: bool = True) -> list[dict]:
+    """Train (or reuse) and evaluate every row; returns the rows with their test summaries."""
+    from retrieval.evaluation import plot_category_map
+    from retrieval.training.experiment import evaluate_run, run_is_complete, train_run
+
+    out = Path(out)
+    results = []
+    for row in read_table(table):
+        config = load_config(row["config"], [*row["set"], *overrides])
+        folder = out / slug(row["name"])
+        if not run_is_complete(folder, config):
+            if progress:
+                print(f"== training {row['name']} → {folder}")
+            train_run(config, folder, resume=(folder / "checkpoints" / "last.ckpt").exists(), progress=progress)
+        summary = evaluate_run(folder, "test", progress=progress)
+        history = json.loads((folder / "history.json").read_text())
+        summary["train_seconds"] = sum(h["seconds"] for h in history)
+        summary["triplets_per_s"] = sum(h["triplets_per_s"] for h in history) / len(history)
+        results.append({**row, "config": str(row["config"]), "summary": summary})
+    write_text_atomic(out / "table.md", format_markdown(results))
+    slim = [{**r, "summary": {k: v for k, v in r["summary"].items() if k != "per_tag"}} for r in results]
+    write_text_atomic(out / "table.json", json.dumps(slim, indent=2))
+    plot_category_map({r["name"]: r["summary"] for r in results}, out / "category_map.png")
+    return results
+
+
+def format_markdown(results: list[dict]) -> str:
+    """A markdown table: one row per run; MAP, P@10, ROC-AUC, then MAP per category."""
+    categories = sorted({c for r in results for c in r["summary"]["per_category"]})
+    head = ["run", "MAP", "P@10", "ROC-AUC", *[f"MAP {c}" for c in categories]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        s = r["summary"]
+        cells = [r["name"], f"{s['map']:.4f}", f"{s['p_at_10']:.4f}", f"{s['roc_auc']:.4f}"]
+        cells += [f"{s['per_category'][c]['map']:.4f}" if c in s["per_category"] else "–" for c in categories]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,283 @@
+"""Assemble and run an experiment from a config: build the objects, train, evaluate, reload.
+
+A run folder holds::
+
+    RUN/config.yaml            the resolved config
+    RUN/text/                  the word tower's input encoder (the trained word2vec; nothing for sentence)
+    RUN/item_factors.npz       ALS factors of the corpus (listening models)
+    RUN/checkpoints/last.ckpt  for --resume;  RUN/checkpoints/best.ckpt  best validation MAP
+    RUN/history.json           per-epoch loss, throughput, validation MAP
+    RUN/metrics.json, RUN/category_map.png   written by `retrieval evaluate`
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from retrieval.config import Config, config_from_dict, expand_path
+from retrieval.fileio import write_text_atomic
+from retrieval.model import JointModel, TrackInputs
+from retrieval.training.checkpoint import load_checkpoint, save_checkpoint, state_fingerprint
+from retrieval.training.inputs import ExperimentData, Vocabulary, prepare_data
+from retrieval.training.loop import TrainState, checkpoint_dir, train
+
+log = logging.getLogger(__name__)
+
+
+# ---- building --------------------------------------------------------------------------------------------------
+def build_text_encoder(config: Config, folder: Path | None = None):
+    """The word tower's input encoder: trained word2vec (saved to ``folder``), pretrained vectors, or MiniLM."""
+    from retrieval.encoders import text
+
+    settings = config.model.text
+    if settings.kind == "sentence":
+        return text.SentenceEncoder()
+    if settings.pretrained:
+        return text.Word2VecEncoder.from_keyed_vectors(expand_path(settings.pretrained))
+    if folder is not None and (folder / "word2vec").exists():
+        return text.Word2VecEncoder.load(folder / "word2vec")
+    corpus_file = expand_path(config.data.root) / settings.corpus
+    encoder = text.Word2VecEncoder.train(
+        corpus_file,
+        vector_size=settings.vector_size,
+        epochs=settings.epochs,
+        min_count=settings.min_count,
+        seed=config.train.seed,
+    )
+    if folder is not None:
+        encoder.save(folder / "word2vec")
+    return encoder
+
+
+def load_text_encoder(config: Config, run: Path):
+    """The text encoder a trained run uses (never retrains)."""
+    from retrieval.encoders import text
+
+    if config.model.text.kind == "sentence":
+        return text.SentenceEncoder()
+    if config.model.text.pretrained:
+        return text.Word2VecEncoder.from_keyed_vectors(expand_path(config.model.text.pretrained))
+    return text.Word2VecEncoder.load(run / "text" / "word2vec")
+
+
+def model_args(config: Config, text_dim: int, listening_dim: int | None) -> dict:
+    """Constructor arguments of the joint model and its audio backbone (stored in checkpoints)."""
+    m = config.model
+    audio_dim = m.listening.factors if m.modality == "concat" else m.embed_dim
+    return {
+        "modality": m.modality,
+        "text_dim": text_dim,
+        "embed_dim": m.embed_dim,
+        "hidden_dim": m.hidden_dim,
+        "dropout": m.dropout,
+        "listening_dim": listening_dim if m.modality != "audio" else None,
+        "audio": None
+        if m.modality == "cultural"
+        else {
+            "name": m.audio.backbone,
+            "args": {
+                "mel": m.mel,
+                "output_dim": audio_dim,
+                "channels": list(m.audio.channels),
+                "input_frames": m.audio.input_frames,
+            },
+        },
+    }
+
+
+def build_model(args: dict) -> JointModel:
+    """Rebuild the joint model from :func:`model_args` output."""
+    from retrieval.encoders.audio import build_audio_encoder
+
+    audio = None
+    if args["audio"] is not None:
+        audio_args = dict(args["audio"]["args"])
+        if isinstance(audio_args["mel"], dict):
+            from retrieval.audio import MelConfig
+
+            audio_args["mel"] = MelConfig(**audio_args["mel"])
+        audio = build_audio_encoder(args["audio"]["name"], **audio_args)
+    rest = {k: v for k, v in args.items() if k != "audio"}
+    return JointModel(audio_encoder=audio, **rest)
+
+
+def _plain_args(args: dict) -> dict:
+    """Make model args checkpoint-safe (dataclasses → dicts)."""
+    from dataclasses import asdict, is_dataclass
+
+    out = json.loads(json.dumps(args, default=lambda o: asdict(o) if is_dataclass(o) else str(o)))
+    return out
+
+
+# ---- embedding and evaluation ------------------------------------------------------------------------------------
+@torch.no_grad()
+def embed_tracks(model: JointModel, data: ExperimentData, split: str, n_crops: int, batch_size: int) -> torch.Tensor:
+    """Index-space vectors of every track of ``split`` → (n, model.output_dim).
+
+    Every forward pass has the same batch shape (the last batch is zero-padded), so a track's embedding is
+    bit-identical whatever the batch it was computed in.
+    """
+    model.eval()
+    n = len(data.splits[split].ids)
+    out = []
+    for start in range(0, n, batch_size):
+        rows = list(range(start, min(start + batch_size, n)))
+        inputs = data.track_inputs(split, rows, n_crops)
+        out.append(model.encode_tracks(_pad(inputs, batch_size))[: len(rows)])
+    return torch.cat(out) if out else torch.zeros(0, model.output_dim)
+
+
+def _pad(inputs: TrackInputs, size: int) -> TrackInputs:
+    def pad(x: torch.Tensor | None) -> torch.Tensor | None:
+        if x is None or len(x) == size:
+            return x
+        return torch.cat([x, torch.zeros((size - len(x), *x.shape[1:]), dtype=x.dtype)])
+
+    return TrackInputs(mel=pad(inputs.mel), listening=pad(inputs.listening), has_listening=pad(inputs.has_listening))
+
+
+@torch.no_grad()
+def split_scores(model: JointModel, data: ExperimentData, split: str, n_crops: int, batch_size: int) -> np.ndarray:
+    """(n_tracks, n_tags) similarity of every track of ``split`` to every tag."""
+    model.eval()
+    tracks = embed_tracks(model, data, split, n_crops, batch_size)
+    tags = model.encode_text(data.vocabulary.vectors)
+    return (tracks @ tags.T).numpy()
+
+
+def evaluate_split(model: JointModel, data: ExperimentData, split: str, config: Config) -> dict:
+    """The paper's protocol on ``split``: per-tag AP, ROC-AUC, P@k; means; per-category MAP."""
+    from retrieval.evaluation import retrieval_metrics, summarize
+
+    scores = split_scores(model, data, split, config.eval.n_crops, config.eval.batch_size)
+    labels = data.splits[split].labels.numpy()
+    metrics = retrieval_metrics(scores, labels, k=config.eval.k)
+    return summarize(metrics, data.vocabulary.tags, data.vocabulary.category_of)
+
+
+# ---- runs ------------------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """A trained run loaded for evaluation or search."""
+
+    folder: Path
+    config: Config
+    model: JointModel
+    vocabulary: Vocabulary
+    fingerprint: str
+    checkpoint: dict
+
+
+def run_is_complete(run: str | Path, config: Config) -> bool:
+    """True when ``run`` finished training exactly ``config`` (so it can be reused instead of retrained)."""
+    last = checkpoint_dir(run) / "last.ckpt"
+    if not last.exists() or not (checkpoint_dir(run) / "best.ckpt").exists():
+        return False
+    payload = load_checkpoint(last)
+    return payload["config"] == config.to_dict() and payload["train_state"]["epoch"] >= config.train.epochs
+
+
+def train_run(config: Config, out: str | Path, resume: bool = False, progress: bool = True) -> TrainState:
+    """Train ``config`` into run folder ``out`` (``resume``: continue from ``out/checkpoints/last.ckpt``)."""
+    from retrieval.training.mining import SAMPLERS
+
+    out = Path(out)
+    ckpt_dir = checkpoint_dir(out)
+    last = ckpt_dir / "last.ckpt"
+    if resume and not last.exists():
+        raise FileNotFoundError(f"{last}: nothing to resume; start the run without --resume")
+    if not resume and last.exists():
+        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    if config.train.num_threads:
+        torch.set_num_threads(config.train.num_threads)
+    import yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    text_encoder = build_text_encoder(config, out / "text")
+    modality = config.model.modality
+    data, factors = prepare_data(
+        config, text_encoder=text_encoder, progress=progress,
+        need_audio=modality != "cultural", need_listening=True,
+    )
+    if factors is not None:
+        factors.save(out / "item_factors.npz")
+    listening_dim = data.splits["train"].listening.shape[1] if data.splits["train"].listening is not None else None
+    args = model_args(config, data.vocabulary.vectors.shape[1], listening_dim)
+    torch.manual_seed(config.train.seed)
+    model = build_model(args)
+    sampler = SAMPLERS[config.train.sampler](data.splits["train"].labels)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    generator = torch.Generator().manual_seed(config.train.seed)
+    state = None
+    if resume:
+        payload = load_checkpoint(last)
+        model.load_state_dict(payload["model"])
+        saved = payload["train_state"]
+        optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = TrainState(saved["epoch"], saved["best_map"], saved["best_epoch"], json.loads(saved["history"]))
+
+    def evaluate(m) -> float:
+        return evaluate_split(m, data, "valid", config)["map"]
+
+    def save(name: str, st: TrainState, with_train_state: bool) -> None:
+        payload = {
+            "config": config.to_dict(),
+            "model_args": _plain_args(args),
+            "model": model.state_dict(),
+            "vocabulary": data.vocabulary.to_dict(),
+            "fingerprint": state_fingerprint(model.state_dict(), "|".join(data.vocabulary.tags)),
+        }
+        if with_train_state:
+            payload["train_state"] = {
+                "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "epoch": st.epoch,
+                "best_map": st.best_map,
+                "best_epoch": st.best_epoch,
+                "history": json.dumps(st.history),
+            }
+        save_checkpoint(ckpt_dir / f"{name}.ckpt", payload)
+        write_text_atomic(out / "history.json", json.dumps(st.history, indent=2))
+
+    return train(model, data, sampler, optimizer, config.train, generator, evaluate, save, state, progress)
+
+
+def load_run(run: str | Path, which: str = "best") -> Run:
+    """Load a trained run's model, vocabulary and config (``which``: "best" or "last")."""
+    run = Path(run)
+    payload = load_checkpoint(checkpoint_dir(run) / f"{which}.ckpt")
+    config = config_from_dict(payload["config"])
+    model = build_model(payload["model_args"])
+    model.load_state_dict(payload["model"])
+    model.eval()
+    return Run(run, config, model, Vocabulary.from_dict(payload["vocabulary"]), payload["fingerprint"], payload)
+
+
+def evaluate_run(run: str | Path, split: str = "test", progress: bool = True) -> dict:
+    """Evaluate a trained run on ``split``; writes RUN/metrics.json and RUN/category_map.png."""
+    from retrieval.evaluation import plot_category_map
+
+    loaded = load_run(run)
+    modality = loaded.config.model.modality
+    data, _ = prepare_data(
+        loaded.config, vocabulary=loaded.vocabulary, progress=progress,
+        need_audio=modality != "cultural", need_listening=True,
+    )
+    summary = evaluate_split(loaded.model, data, split, loaded.config)
+    summary["split"] = split
+    summary["n_tracks"] = len(data.splits[split].ids)
+    summary["excluded_tracks"] = data.excluded
+    summary["run"] = str(loaded.folder)
+    write_text_atomic(loaded.folder / "metrics.json", json.dumps(summary, indent=2))
+    plot_category_map({loaded.folder.name: summary}, loaded.folder / "category_map.png")
+    return summary

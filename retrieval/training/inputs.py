@@ -1,0 +1,222 @@
+"""Everything a training run or an evaluation reads, assembled once from a corpus and a config.
+
+- the subset's tags (anchors) with their categories and word vectors (the word tower's input);
+- per split: song ids, the multi-hot label matrix, and the tracks' inputs — cached log-mels (audio) and ALS
+  item factors (listening);
+- which tracks were excluded and why (no audio file, unreadable audio, no listening data): reported, never dropped
+  silently.
+
+Every split keeps only tracks that have every input the corpus offers (audio where the corpus has audio, listening
+where it has a Taste Profile), whatever the modality, so that audio, cultural and hybrid models are compared on the
+same tracks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from retrieval.config import Config, expand_path
+from retrieval.model import TrackInputs
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass
+class Vocabulary:
+    """The tags that act as anchors, with categories and word vectors (n_tags, text_dim)."""
+
+    tags: list[str]
+    categories: list[str]
+    vectors: torch.Tensor
+
+    def to_dict(self) -> dict:
+        return {"tags": list(self.tags), "categories": list(self.categories), "vectors": self.vectors}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Vocabulary:
+        return cls(list(data["tags"]), list(data["categories"]), data["vectors"])
+
+    @property
+    def category_of(self) -> dict[str, str]:
+        return dict(zip(self.tags, self.categories))
+
+
+@dataclass
+class SplitData:
+    """One split's tracks. ``labels``: (n, n_tags) bool; ``listening``: (n, factors) float32 or None."""
+
+    ids: list[str]
+    labels: torch.Tensor
+    listening: torch.Tensor | None
+    has_listening: torch.Tensor
+
+
+@dataclass
+class ExperimentData:
+    """Inputs for training and evaluation (see module docstring)."""
+
+    vocabulary: Vocabulary
+    splits: dict[str, SplitData]
+    mels: object | None  # retrieval.data.features.MelStore
+    input_frames: int
+    excluded: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def random_inputs(self, split: str, rows: torch.Tensor, generator: torch.Generator) -> TrackInputs:
+        """Training inputs for tracks ``rows`` of ``split``: one random crop each."""
+        data = self.splits[split]
+        index = rows.tolist()
+        mel = None
+        if self.mels is not None:
+            mel = self.mels.random_crops([data.ids[i] for i in index], self.input_frames, generator)
+        return self._inputs(data, rows, mel)
+
+    def track_inputs(self, split: str, rows: Sequence[int], n_crops: int) -> TrackInputs:
+        """Whole-track inputs: ``n_crops`` equally spaced crops per track (the paper's evaluation)."""
+        data = self.splits[split]
+        mel = None
+        if self.mels is not None:
+            mel = self.mels.track_crops([data.ids[i] for i in rows], self.input_frames, n_crops)
+        return self._inputs(data, torch.as_tensor(list(rows), dtype=torch.long), mel)
+
+    @staticmethod
+    def _inputs(data: SplitData, rows: torch.Tensor, mel: torch.Tensor | None) -> TrackInputs:
+        listening = data.listening[rows] if data.listening is not None else None
+        return TrackInputs(mel=mel, listening=listening, has_listening=data.has_listening[rows])
+
+
+def build_vocabulary(tags: Sequence[str], categories: Sequence[str], text_encoder) -> Vocabulary:
+    """Word vectors for every tag from ``text_encoder.encode`` → (n_tags, text_dim)."""
+    vectors = torch.from_numpy(np.asarray(text_encoder.encode(list(tags)), dtype=np.float32))
+    return Vocabulary(list(tags), list(categories), vectors)
+
+
+def prepare_data(
+    config: Config, vocabulary: Vocabulary | None = None, text_encoder=None, progress: bool = True,
+    need_audio: bool = True, need_listening: bool = True,
+) -> tuple[ExperimentData, object | None]:
+    """Load the corpus named by ``config.data`` and assemble :class:`ExperimentData`.
+
+    Args:
+        config: the experiment config.
+        vocabulary: reuse these tags and vectors (evaluation of a trained run); else built with ``text_encoder``.
+        text_encoder: used to build the vocabulary when ``vocabulary`` is None.
+        need_audio / need_listening: whether to prepare mels / ALS factors (a cultural model needs no mels).
+
+    Returns:
+        (data, item_factors) — item_factors is the fitted :class:`ItemFactors` (or None) so callers can save it.
+    """
+    from retrieval.data.corpus import load_corpus
+
+    corpus = load_corpus(expand_path(config.data.root))
+    tag_frame = corpus.tags
+    if vocabulary is None:
+        vocabulary = build_vocabulary(list(tag_frame["tag"]), list(tag_frame["category"]), text_encoder)
+
+    ids_by_split: dict[str, list[str]] = {}
+    labels_by_split: dict[str, torch.Tensor] = {}
+    for name in SPLITS:
+        ids, labels = corpus.labels(name)
+        ids_by_split[name] = list(ids)
+        labels_by_split[name] = _reorder_columns(labels, list(tag_frame["tag"]), vocabulary.tags)
+
+    all_ids = sorted({i for ids in ids_by_split.values() for i in ids})
+    keep = np.ones(len(all_ids), dtype=bool)
+    excluded: dict[str, dict[str, int]] = {}
+
+    mels = None
+    if need_audio:
+        mels, missing = _prepare_mels(config, corpus, all_ids, progress)
+        keep &= ~np.isin(all_ids, list(missing))
+        excluded["audio"] = {"missing_or_unreadable": len(missing)}
+
+    factors = None
+    listening_of: dict[str, np.ndarray] = {}
+    has_of: dict[str, bool] = {}
+    if need_listening and (Path(corpus.root) / "train_triplets.txt").exists():
+        factors = _fit_factors(config, corpus)
+        vectors, mask = factors.lookup(all_ids)
+        listening_of = dict(zip(all_ids, vectors))
+        has_of = dict(zip(all_ids, mask))
+        keep &= mask
+        excluded["listening"] = {"no_plays": int((~mask).sum())}
+
+    kept = {i for i, k in zip(all_ids, keep) if k}
+    splits: dict[str, SplitData] = {}
+    for name in SPLITS:
+        rows = [r for r, i in enumerate(ids_by_split[name]) if i in kept]
+        ids = [ids_by_split[name][r] for r in rows]
+        labels = labels_by_split[name][rows]
+        listening = None
+        if listening_of:
+            listening = torch.from_numpy(np.stack([listening_of[i] for i in ids]).astype(np.float32))
+        has = torch.tensor([has_of.get(i, False) for i in ids], dtype=torch.bool)
+        splits[name] = SplitData(ids, labels, listening, has)
+        if len(rows) < len(ids_by_split[name]):
+            log.warning("%s split: %d of %d tracks excluded (missing inputs)", name,
+                        len(ids_by_split[name]) - len(rows), len(ids_by_split[name]))
+    data = ExperimentData(vocabulary, splits, mels, config.model.audio.input_frames, excluded)
+    return data, factors
+
+
+def _reorder_columns(labels, tags: list[str], order: list[str]) -> torch.Tensor:
+    """Dense bool label matrix with columns in ``order`` (the vocabulary's tag order)."""
+    dense = labels.toarray() if hasattr(labels, "toarray") else np.asarray(labels)
+    position = {t: i for i, t in enumerate(tags)}
+    missing = [t for t in order if t not in position]
+    if missing:
+        raise KeyError(f"tags of the model are not in this corpus: {missing[:5]}")
+    return torch.from_numpy(dense[:, [position[t] for t in order]].astype(bool))
+
+
+def _prepare_mels(config: Config, corpus, ids: list[str], progress: bool):
+    from retrieval.data.features import MelStore
+
+    store = MelStore(Path(corpus.root) / "mel", mel_config(config))
+    located = corpus.audio_locator().locate(ids)
+    if located.missing:
+        log.warning("%d tracks have no audio file (e.g. %s)", len(located.missing), located.missing[:3])
+    errors = store.build(located.found, progress=progress)
+    for track_id, message in list(errors.items())[:5]:
+        log.warning("skipped unreadable audio: %s", message)
+    unavailable = set(located.missing) | set(errors)
+    return store, unavailable
+
+
+def _fit_factors(config: Config, corpus):
+    """ALS item factors for the corpus, cached next to the corpus keyed by the listening settings."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from retrieval.encoders.listening import ItemFactors, fit_item_factors
+
+    settings = asdict(config.model.listening)
+    key = hashlib.sha1(json.dumps({**settings, "seed": config.train.seed}, sort_keys=True).encode()).hexdigest()[:12]
+    cache = Path(corpus.root) / "cache" / f"als-{key}.npz"
+    if cache.exists():
+        return ItemFactors.load(cache)
+    plays = corpus.taste_profile()
+    factors = fit_item_factors(
+        plays.matrix,
+        factors=settings["factors"],
+        regularization=settings["regularization"],
+        iterations=settings["iterations"],
+        alpha=settings["alpha"],
+        seed=config.train.seed,
+        items=plays.items,
+    )
+    factors.save(cache)
+    return factors
+
+
+def mel_config(config: Config):
+    """The :class:`retrieval.audio.MelConfig` of a config."""
+    return config.model.mel

@@ -1,0 +1,126 @@
+"""The training loop: sample (tag, positive) rows → embed → mine in-batch negatives → triplet loss → step.
+
+It receives built objects (model, sampler, loss, optimizer, data) and builds none of them
+(:mod:`retrieval.training.experiment` does). One "epoch" is ``train.steps`` batches, after which the model is
+evaluated on the validation split (the paper's protocol, MAP) and checkpointed:
+
+- ``last.ckpt``: weights + optimizer + every random state (for ``--resume``);
+- ``best.ckpt``: the weights with the best validation MAP so far (what evaluation and search use).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from retrieval.config import TrainConfig
+from retrieval.training.inputs import ExperimentData
+from retrieval.training.losses import triplet_loss_from_similarity
+from retrieval.training.mining import mine_negatives
+
+# Weight of the gated model's cold-start regression (predict x_c from audio) relative to one triplet term.
+COLD_START_WEIGHT = 1.0
+
+
+@dataclass
+class TrainState:
+    """Progress of a run; saved in ``last.ckpt``."""
+
+    epoch: int = 0
+    best_map: float = -math.inf
+    best_epoch: int = -1
+    history: list[dict] = field(default_factory=list)
+
+
+def training_step(model, data: ExperimentData, sampler, config: TrainConfig, generator: torch.Generator) -> dict:
+    """One optimisation step's forward pass; returns {"loss": tensor, "triplets": int, "dropped": int}.
+
+    Loss = Σ over the model's similarity matrices (one for single-space models; fused + audio + cultural for the
+    gated model) of the mean-over-all-triplets hinge relu(margin − s(a, p) + s(a, n)), plus the gated model's
+    cold-start term 1 − cos(x̂_c, x_c) over tracks with listening data.
+    """
+    labels = data.splits["train"].labels
+    tags, positives = sampler.sample(config.batch_size, generator)
+    inputs = data.random_inputs("train", positives, generator)
+    sims = model.similarities(data.vocabulary.vectors[tags], inputs)
+    main = sims.get("fused", sims.get("shared"))
+    triplets = mine_negatives(
+        tags, positives, labels, similarity=main.detach(), weighted=config.negatives == "weighted", generator=generator
+    )
+    loss = sum(triplet_loss_from_similarity(s, triplets, config.margin) for s in sims.values())
+    if model.modality == "gated":
+        parts = model.track_parts(inputs)
+        has = parts["has_listening"]
+        if has.any():
+            cos = F.cosine_similarity(parts["cultural_predicted"][has], parts["cultural_target"][has].detach())
+            loss = loss + COLD_START_WEIGHT * (1 - cos).mean()
+    return {"loss": loss, "triplets": len(triplets.anchors), "dropped": config.batch_size - len(triplets.anchors)}
+
+
+def train(
+    model,
+    data: ExperimentData,
+    sampler,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    generator: torch.Generator,
+    evaluate: Callable[[object], float],
+    save: Callable[[str, TrainState, bool], None],
+    state: TrainState | None = None,
+    progress: bool = True,
+) -> TrainState:
+    """Run epochs ``state.epoch .. config.epochs - 1``.
+
+    Args:
+        evaluate: model → validation MAP (called after every ``eval_every`` epochs).
+        save: (name, state, with_train_state) → writes ``name`` ("last" or "best") checkpoint.
+        state: a resumed state, or None to start fresh.
+    """
+    from tqdm.auto import tqdm
+
+    state = state or TrainState()
+    for epoch in range(state.epoch, config.epochs):
+        model.train()
+        started = time.perf_counter()
+        total, triplets = 0.0, 0
+        bar = tqdm(range(config.steps), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+        for _ in bar:
+            out = training_step(model, data, sampler, config, generator)
+            optimizer.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            optimizer.step()
+            total += float(out["loss"])
+            triplets += out["triplets"]
+            bar.set_postfix(loss=f"{float(out['loss']):.4f}")
+        seconds = time.perf_counter() - started
+        record = {
+            "epoch": epoch + 1,
+            "loss": total / config.steps,
+            "triplets_per_s": triplets / seconds,
+            "seconds": seconds,
+        }
+        improved = False
+        if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+            model.eval()
+            record["valid_map"] = evaluate(model)
+            if record["valid_map"] > state.best_map:
+                state.best_map, state.best_epoch, improved = record["valid_map"], epoch + 1, True
+        state.history.append(record)
+        state.epoch = epoch + 1
+        if progress:
+            shown = f"valid MAP {record['valid_map']:.4f}" if "valid_map" in record else ""
+            tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f} {shown} ({record['triplets_per_s']:.0f} triplets/s)")
+        if improved:
+            save("best", state, False)
+        save("last", state, True)
+    return state
+
+
+def checkpoint_dir(run: str | Path) -> Path:
+    return Path(run) / "checkpoints"

@@ -1,0 +1,109 @@
+"""TripletLoss: pinned against a plain loop, against PML's default reducer, and for gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pytorch_metric_learning.distances import CosineSimilarity
+from pytorch_metric_learning.losses import TripletMarginLoss
+
+from retrieval.training.losses import DEFAULT_MARGIN, TripletLoss
+from retrieval.training.mining import Triplets
+
+
+def loop_loss(
+    tag_emb: torch.Tensor, track_emb: torch.Tensor, triplets: Triplets, margin: float
+) -> torch.Tensor:
+    """The paper's objective written naively: mean over all triplets of relu(margin − cos_ap + cos_an)."""
+    terms = []
+    for a, p, n in zip(*(t.tolist() for t in triplets), strict=True):
+        cos_ap = torch.nn.functional.cosine_similarity(tag_emb[a], track_emb[p], dim=0)
+        cos_an = torch.nn.functional.cosine_similarity(tag_emb[a], track_emb[n], dim=0)
+        terms.append(torch.relu(margin - cos_ap + cos_an))
+    return torch.stack(terms).mean()
+
+
+def random_case(seed: int, n_tags: int = 6, n_tracks: int = 9, dim: int = 5, n_triplets: int = 20):
+    g = torch.Generator().manual_seed(seed)
+    tag_emb = torch.randn(n_tags, dim, generator=g, dtype=torch.float64)
+    track_emb = torch.randn(n_tracks, dim, generator=g, dtype=torch.float64)
+    triplets = Triplets(
+        torch.randint(n_tags, (n_triplets,), generator=g),
+        torch.randint(n_tracks, (n_triplets,), generator=g),
+        torch.randint(n_tracks, (n_triplets,), generator=g),
+    )
+    return tag_emb, track_emb, triplets
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("margin", [0.0, DEFAULT_MARGIN, 1.0])
+def test_matches_plain_loop(seed: int, margin: float) -> None:
+    tag_emb, track_emb, triplets = random_case(seed)
+    loss = TripletLoss(margin)(tag_emb, track_emb, triplets)
+    assert loss.ndim == 0
+    assert torch.allclose(loss, loop_loss(tag_emb, track_emb, triplets, margin), atol=1e-12)
+
+
+def test_sign_convention_on_known_cosines() -> None:
+    # cos(a, p) = 0 and cos(a, n) = 1: the loss is margin − 0 + 1, not margin + 0 − 1 clipped to 0.
+    tag_emb = torch.tensor([[1.0, 0.0]])
+    track_emb = torch.tensor([[0.0, 1.0], [3.0, 0.0]])
+    one = torch.tensor([0])
+    loss = TripletLoss(0.4)(tag_emb, track_emb, Triplets(one, one, torch.tensor([1])))
+    assert loss.item() == pytest.approx(1.4)
+
+
+def test_mean_counts_zero_triplets_unlike_pml_default() -> None:
+    # Triplet 0 satisfies the margin (loss 0); triplet 1 violates it (loss 1.4).
+    tag_emb = torch.tensor([[1.0, 0.0]])
+    track_emb = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    triplets = Triplets(torch.tensor([0, 0]), torch.tensor([0, 1]), torch.tensor([1, 0]))
+    ours = TripletLoss(0.4)(tag_emb, track_emb, triplets)
+    default = TripletMarginLoss(margin=0.4, distance=CosineSimilarity())(  # AvgNonZeroReducer
+        torch.cat([tag_emb, track_emb]),
+        indices_tuple=(triplets.anchors, triplets.positives + 1, triplets.negatives + 1),
+    )
+    assert ours.item() == pytest.approx(0.7)  # (0 + 1.4) / 2
+    assert default.item() == pytest.approx(1.4)  # 1.4 / 1: zero triplets ignored
+
+
+def test_zero_when_every_margin_holds() -> None:
+    tag_emb = torch.eye(3, requires_grad=True)
+    track_emb = torch.cat([torch.eye(3), -torch.eye(3)])  # track k matches tag k; track 3 + k opposes it
+    anchors = torch.tensor([0, 1, 2, 0])
+    triplets = Triplets(anchors, anchors, torch.tensor([3, 4, 5, 1]))
+    loss = TripletLoss(0.4)(tag_emb, track_emb, triplets)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.count_nonzero(tag_emb.grad) == 0
+
+
+def test_gradient_flows_to_both_towers() -> None:
+    g = torch.Generator().manual_seed(0)
+    tag_tower, track_tower = torch.nn.Linear(4, 3), torch.nn.Linear(6, 3)
+    tag_emb = tag_tower(torch.randn(5, 4, generator=g))
+    track_emb = track_tower(torch.randn(5, 6, generator=g))
+    rows = torch.arange(5)
+    loss = TripletLoss(1.0)(tag_emb, track_emb, Triplets(rows, rows, rows.roll(1)))
+    assert loss.item() > 0
+    loss.backward()
+    for tower in (tag_tower, track_tower):
+        assert tower.weight.grad is not None and tower.weight.grad.abs().sum() > 0
+
+
+def test_no_triplets_gives_zero_attached_to_graph() -> None:
+    tag_emb = torch.randn(3, 4, requires_grad=True)
+    track_emb = torch.randn(3, 4, requires_grad=True)
+    empty = torch.empty(0, dtype=torch.long)
+    loss = TripletLoss()(tag_emb, track_emb, Triplets(empty, empty, empty))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert tag_emb.grad is not None and torch.count_nonzero(tag_emb.grad) == 0
+
+
+def test_bad_inputs_raise() -> None:
+    with pytest.raises(ValueError, match="margin"):
+        TripletLoss(-0.1)
+    rows = torch.arange(2)
+    with pytest.raises(ValueError, match="same D"):
+        TripletLoss()(torch.randn(2, 3), torch.randn(2, 4), Triplets(rows, rows, rows))
