@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from retrieval.audio import MelConfig
 from retrieval.errors import ConfigError
 
 Modality = Literal["audio", "cultural", "concat", "gated"]
@@ -44,17 +45,6 @@ class DataConfig:
     root: str = "$RETRIEVAL_HOME/demo/corpus"
     splits: str | None = None
     min_score: float = 50.0
-
-
-@dataclass(frozen=True)
-class MelSettings:
-    """The mel front end (REFERENCE §1): 22,050 Hz, n_fft 1024, hop 512, 128 mels, dB."""
-
-    sample_rate: int = 22050
-    n_fft: int = 1024
-    hop_length: int = 512
-    n_mels: int = 128
-    log: Literal["db", "log1p"] = "db"
 
 
 @dataclass(frozen=True)
@@ -109,7 +99,7 @@ class ModelConfig:
     embed_dim: int = 256
     hidden_dim: int = 512
     dropout: float = 0.5
-    mel: MelSettings = field(default_factory=MelSettings)
+    mel: MelConfig = field(default_factory=MelConfig)
     audio: AudioSettings = field(default_factory=AudioSettings)
     text: TextSettings = field(default_factory=TextSettings)
     listening: ListeningSettings = field(default_factory=ListeningSettings)

@@ -1,7 +1,8 @@
 """Listening factors: the cultural tower's input vectors, from implicit-feedback play counts.
 
 Weighted ALS (Hu, Koren, Volinsky 2008, "Collaborative Filtering for Implicit Feedback Datasets") factorises
-the user × item play-count matrix R into user factors X (n_users, f) and item factors Y (n_items, f) by minimising
+the user × item play-count matrix R into user factors X (n_users, f) and item factors Y (n_items, f) by
+minimising
 
     Σ_{u,i} c_ui (p_ui − x_u·y_i)² + λ (Σ_u ‖x_u‖² + Σ_i ‖y_i‖²),
 
@@ -12,13 +13,13 @@ with preference p_ui = 1 if r_ui > 0 else 0 and confidence c_ui = 1 for unplayed
 
 The item factors y_i (200-d in the paper) are what the cultural tower reads.
 
-The solver is ``implicit``'s conjugate-gradient ALS. ``implicit`` reads the values of the matrix it is given as
-the full confidence c_ui (it adds c_ui − 1 on top of the unplayed baseline of 1), so this module builds c_ui
-itself and passes ``alpha=1`` to ``implicit``: the formula above is exactly what is optimised.
+The solver is ``implicit``'s conjugate-gradient ALS. ``implicit`` reads the values of the matrix it is given
+as the full confidence c_ui (it adds c_ui − 1 on top of the unplayed baseline of 1), so this module builds
+c_ui itself and passes ``alpha=1`` to ``implicit``: the formula above is exactly what is optimised.
 
 Items that nobody played get no information from the data (their ALS solution is just the regularised zero):
-:class:`ItemFactors` marks them with ``has_data = False`` and stores zeros for them, and callers exclude them from
-the cultural model's candidates and report them.
+:class:`ItemFactors` marks them with ``has_data = False`` and stores zeros for them, and callers exclude them
+from the cultural model's candidates and report them.
 
 Example:
     >>> import scipy.sparse as sp
@@ -60,8 +61,8 @@ class ItemFactors:
         vectors: (n_items, factors) float32; all zeros where ``has_data`` is False.
         items: (n_items,) str item ids (MSD song ids), unique.
         has_data: (n_items,) bool; False for items with no plays (their vectors are meaningless).
-        meta: JSON-able description of how the factors were made (fit arguments, matrix shape), stored with them
-            so a cache can be checked against the inputs that produced it.
+        meta: JSON-able description of how the factors were made (fit arguments, matrix shape), stored with
+            them so a cache can be checked against the inputs that produced it.
     """
 
     vectors: np.ndarray
@@ -106,8 +107,9 @@ class ItemFactors:
             ids: n item ids, in any order; unknown ids are allowed.
 
         Returns:
-            ``(vectors, mask)``: (n, factors) float32 and (n,) bool. ``mask[j]`` is True when ``ids[j]`` is a known
-            item with plays; elsewhere the vector is all zeros. Callers drop or report the masked-out ids.
+            ``(vectors, mask)``: (n, factors) float32 and (n,) bool. ``mask[j]`` is True when ``ids[j]`` is a
+            known item with plays; elsewhere the vector is all zeros. Callers drop or report the masked-out
+            ids.
         """
         rows = self.index_of(ids)
         known = rows >= 0
@@ -132,17 +134,21 @@ class ItemFactors:
         """
         path = Path(path)
         if not path.is_file():
-            raise DataError(path, "no such item-factors file; compute it with fit_item_factors(...).save(path)")
+            raise DataError(path, "no such item-factors file; compute it with fit_item_factors(...)"
+                            ".save(path)")
         try:
             with np.load(path, allow_pickle=False) as archive:
                 arrays = {key: archive[key] for key in _NPZ_KEYS if key in archive.files}
         except (OSError, ValueError, zipfile.BadZipFile) as error:
-            raise DataError(path, f"cannot read item factors ({error}); delete the file and recompute it") from error
+            message = f"cannot read item factors ({error}); delete the file and recompute it"
+            raise DataError(path, message) from error
         missing = [key for key in _NPZ_KEYS if key not in arrays]
         if missing:
-            raise DataError(path, f"not an item-factors file: missing arrays {missing}; recompute it", key=missing[0])
+            raise DataError(path, f"not an item-factors file: missing arrays {missing}; recompute it",
+                            key=missing[0])
         try:
-            return cls(arrays["vectors"], arrays["items"], arrays["has_data"], meta=json.loads(str(arrays["meta"])))
+            meta = json.loads(str(arrays["meta"]))
+            return cls(arrays["vectors"], arrays["items"], arrays["has_data"], meta=meta)
         except ValueError as error:
             raise DataError(path, f"inconsistent item-factors file: {error}; recompute it") from error
 
@@ -151,8 +157,8 @@ def confidence_matrix(plays: scipy.sparse.spmatrix | scipy.sparse.sparray, *, al
                       scheme: Confidence = "linear", epsilon: float = 1.0) -> scipy.sparse.csr_matrix:
     """Hu et al.'s confidence c_ui for the played pairs, as a float32 CSR matrix of the same shape.
 
-    ``linear``: c = 1 + α·r; ``log``: c = 1 + α·log(1 + r/ε). Unplayed pairs stay implicit (c = 1 in the model).
-    Duplicate entries are summed first; explicit zeros are dropped.
+    ``linear``: c = 1 + α·r; ``log``: c = 1 + α·log(1 + r/ε). Unplayed pairs stay implicit (c = 1 in the
+    model). Duplicate entries are summed first; explicit zeros are dropped.
 
     Raises:
         ValueError: negative or non-finite play counts, or an unknown scheme.
@@ -203,12 +209,13 @@ def fit_item_factors(
             (nested BLAS threads inside OpenMP threads oversubscribe the CPU and slow ALS down many times).
 
     Returns:
-        :class:`ItemFactors` with ``vectors`` (n_items, f) float32, zeros and ``has_data = False`` for unplayed items.
+        :class:`ItemFactors` with ``vectors`` (n_items, f) float32, zeros and ``has_data = False`` for
+        unplayed items.
 
     Raises:
         ConfigError: bad hyper-parameters, or ``use_gpu`` without a CUDA build of ``implicit``.
-        ValueError: ``plays`` is not a 2-D sparse matrix of finite non-negative counts, or ``items`` has the wrong
-            length.
+        ValueError: ``plays`` is not a 2-D sparse matrix of finite non-negative counts, or ``items`` has the
+            wrong length.
     """
     from implicit.als import AlternatingLeastSquares  # heavy import: only when fitting
     from threadpoolctl import threadpool_limits
@@ -221,13 +228,14 @@ def fit_item_factors(
     if len(items) != n_items:
         raise ValueError(f"items has {len(items)} ids but plays has {n_items} item columns")
     if factors < 1 or iterations < 1 or regularization < 0:
-        raise ConfigError(f"need factors ≥ 1, iterations ≥ 1, regularization ≥ 0; got {factors}, {iterations}, "
-                          f"{regularization}")
+        raise ConfigError(f"need factors ≥ 1, iterations ≥ 1, regularization ≥ 0; got {factors}, "
+                          f"{iterations}, {regularization}")
     if use_gpu:
         import implicit.gpu
 
         if not implicit.gpu.HAS_CUDA:
-            raise ConfigError("use_gpu=True but the installed implicit has no CUDA support; use use_gpu=False")
+            raise ConfigError("use_gpu=True but the installed implicit has no CUDA support; "
+                              "use use_gpu=False")
 
     conf = confidence_matrix(plays, alpha=alpha, scheme=confidence, epsilon=epsilon)
     has_data = np.bincount(conf.indices, minlength=n_items) > 0
@@ -240,7 +248,7 @@ def fit_item_factors(
     if use_gpu:
         model = model.to_cpu()
     vectors = np.array(model.item_factors, dtype=np.float32)
-    vectors[~has_data] = 0.0
+    vectors[~has_data] = 0.0  # implicit's CPU solver already returns 0 there; make it hold for any solver
     meta = {"method": "implicit-als", "n_users": int(n_users), "n_items": int(n_items), "nnz": int(conf.nnz),
             "factors": factors, "regularization": regularization, "iterations": iterations, "alpha": alpha,
             "confidence": confidence, "epsilon": epsilon, "seed": seed}

@@ -34,7 +34,7 @@ class MLPHead(nn.Module):
     def __init__(self, in_dim: int, out_dim: int = 256, hidden_dim: int = 512, dropout: float = 0.5):
         super().__init__()
         if min(in_dim, out_dim, hidden_dim) < 1:
-            raise ValueError(f"dimensions must be positive, got in={in_dim} hidden={hidden_dim} out={out_dim}")
+            raise ValueError(f"dimensions must be positive: in={in_dim} hidden={hidden_dim} out={out_dim}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         self.in_dim = in_dim

@@ -79,7 +79,12 @@ def format_markdown(results: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         s = r["summary"]
-        cells = [r["name"], f"{s['map']:.4f}", f"{s['p_at_10']:.4f}", f"{s['roc_auc']:.4f}"]
-        cells += [f"{s['per_category'][c]['map']:.4f}" if c in s["per_category"] else "–" for c in categories]
+        cells = [r["name"], _number(s["map"]), _number(s["p_at_10"]), _number(s["roc_auc"])]
+        cells += [_number(s["per_category"].get(c, {}).get("map")) for c in categories]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float | None) -> str:
+    """Four decimals, or "–" where nothing could be scored (e.g. a category with no scorable tag)."""
+    return "–" if value is None else f"{value:.4f}"

@@ -97,12 +97,7 @@ def build_model(args: dict) -> JointModel:
 
     audio = None
     if args["audio"] is not None:
-        audio_args = dict(args["audio"]["args"])
-        if isinstance(audio_args["mel"], dict):
-            from retrieval.audio import MelConfig
-
-            audio_args["mel"] = MelConfig(**audio_args["mel"])
-        audio = build_audio_encoder(args["audio"]["name"], **audio_args)
+        audio = build_audio_encoder(args["audio"]["name"], **args["audio"]["args"])
     rest = {k: v for k, v in args.items() if k != "audio"}
     return JointModel(audio_encoder=audio, **rest)
 

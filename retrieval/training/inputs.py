@@ -179,7 +179,7 @@ def _reorder_columns(labels, tags: list[str], order: list[str]) -> torch.Tensor:
 def _prepare_mels(config: Config, corpus, ids: list[str], progress: bool):
     from retrieval.data.features import MelStore
 
-    store = MelStore(Path(corpus.root) / "mel", mel_config(config))
+    store = MelStore(Path(corpus.root) / "mel", config.model.mel)
     located = corpus.audio_locator().locate(ids)
     if located.missing:
         log.warning("%d tracks have no audio file (e.g. %s)", len(located.missing), located.missing[:3])
@@ -215,8 +215,3 @@ def _fit_factors(config: Config, corpus):
     )
     factors.save(cache)
     return factors
-
-
-def mel_config(config: Config):
-    """The :class:`retrieval.audio.MelConfig` of a config."""
-    return config.model.mel

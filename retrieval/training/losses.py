@@ -9,6 +9,12 @@ Triplets that already satisfy the margin contribute 0 but still count in ``T``. 
 pytorch-metric-learning's default: its ``TripletMarginLoss`` averages only the non-zero terms
 (``AvgNonZeroReducer``), which makes the loss stay large as the model improves. We therefore pass
 ``reducer=MeanReducer()`` explicitly.
+
+Two entry points compute the same objective:
+
+- :class:`TripletLoss` takes the two towers' embeddings (pytorch-metric-learning does the cosines);
+- :func:`triplet_loss_from_similarity` takes a ready ``(B_tags, B_tracks)`` similarity matrix, for models
+  whose score is not a plain cosine of two embeddings (e.g. a gated mix of two spaces).
 """
 
 from __future__ import annotations
@@ -76,3 +82,32 @@ class TripletLoss(torch.nn.Module):
         embeddings = torch.cat([tag_emb, track_emb.to(tag_emb.dtype)], dim=0)
         indices = (anchors, positives + offset, negatives + offset)
         return self._loss(embeddings, indices_tuple=indices)
+
+
+def triplet_loss_from_similarity(
+    similarity: torch.Tensor, triplets: Triplets, margin: float = DEFAULT_MARGIN
+) -> torch.Tensor:
+    """The same mean triplet loss, from a precomputed tag × track similarity matrix.
+
+        L = (1 / T) Σ_t max(0, margin − S[a_t, p_t] + S[a_t, n_t])
+
+    With ``S = cos(tag_emb, track_emb)`` this equals :class:`TripletLoss` (tested).
+
+    Args:
+        similarity: ``(B_tags, B_tracks)`` scores ``S[i, j]`` of tag ``i`` and track ``j`` (higher = closer),
+            with gradient.
+        triplets: ``T`` triplets; ``anchors`` index rows, ``positives``/``negatives`` index columns.
+        margin: required gap ``S[a, p] − S[a, n]``.
+
+    Returns:
+        Scalar loss; 0 (attached to the graph, zero gradients) when ``T = 0``.
+    """
+    if similarity.ndim != 2:
+        raise ValueError(
+            f"similarity must be a (B_tags, B_tracks) matrix, got shape {tuple(similarity.shape)}"
+        )
+    anchors, positives, negatives = (index.to(similarity.device) for index in triplets)
+    if anchors.numel() == 0:
+        return similarity.sum() * 0
+    violation = margin - similarity[anchors, positives] + similarity[anchors, negatives]
+    return torch.relu(violation).mean()

@@ -138,10 +138,10 @@ class Sampler(Protocol):
 
 
 class RandomSampler:
-    """ "Random track, then one of its tags": pairs drawn in proportion to the label matrix's rows.
+    """Random sampling: a random labelled track, then one of its tags uniformly.
 
-    Tracks without any tag are never drawn. A tag carried by ``c_j`` tracks is drawn with probability
-    ``Σ_{t ∋ j} 1 / (n_labelled · |tags(t)|)``, roughly proportional to its frequency.
+    Tracks without any tag are never drawn. Tag ``j`` is drawn with probability
+    ``Σ_{t carries j} 1 / (n_labelled · |tags(t)|)``, roughly proportional to how many tracks carry it.
 
     Args:
         labels: ``(n_tracks, n_tags)`` multi-hot training labels (bool tensor, numpy array or scipy sparse).
@@ -291,8 +291,8 @@ def mine_negatives(
     Args:
         tags: ``(B,)`` tag index of each row (the anchor).
         positives: ``(B,)`` label-matrix row of each row's positive track.
-        labels: ``(n_tracks, n_tags)`` multi-hot training labels; pass the sampler's ``labels`` to avoid a
-            conversion per batch.
+        labels: ``(n_tracks, n_tags)`` multi-hot training labels; pass the sampler's ``labels`` (a bool
+            tensor on the device of ``tags``) to avoid a conversion or copy per batch.
         similarity: ``(B, B)`` cosine similarities, required when ``weighted``; ignored otherwise.
             It is detached: mining never back-propagates.
         weighted: draw negatives in proportion to similarity instead of uniformly.

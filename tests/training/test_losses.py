@@ -7,7 +7,7 @@ import torch
 from pytorch_metric_learning.distances import CosineSimilarity
 from pytorch_metric_learning.losses import TripletMarginLoss
 
-from retrieval.training.losses import DEFAULT_MARGIN, TripletLoss
+from retrieval.training.losses import DEFAULT_MARGIN, TripletLoss, triplet_loss_from_similarity
 from retrieval.training.mining import Triplets
 
 
@@ -107,3 +107,28 @@ def test_bad_inputs_raise() -> None:
     rows = torch.arange(2)
     with pytest.raises(ValueError, match="same D"):
         TripletLoss()(torch.randn(2, 3), torch.randn(2, 4), Triplets(rows, rows, rows))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_loss_from_similarity_matches_embedding_loss_and_loop(seed: int) -> None:
+    tag_emb, track_emb, triplets = random_case(seed)
+    cosine = torch.nn.functional.normalize(tag_emb, dim=1) @ torch.nn.functional.normalize(track_emb, dim=1).T
+    from_similarity = triplet_loss_from_similarity(cosine, triplets, DEFAULT_MARGIN)
+    assert torch.allclose(
+        from_similarity, TripletLoss(DEFAULT_MARGIN)(tag_emb, track_emb, triplets), atol=1e-12
+    )
+    assert torch.allclose(
+        from_similarity, loop_loss(tag_emb, track_emb, triplets, DEFAULT_MARGIN), atol=1e-12
+    )
+
+
+def test_loss_from_similarity_counts_zero_triplets_and_handles_none() -> None:
+    similarity = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    triplets = Triplets(torch.tensor([0, 0]), torch.tensor([0, 1]), torch.tensor([1, 0]))
+    assert triplet_loss_from_similarity(similarity, triplets, 0.4).item() == pytest.approx(0.7)
+    empty = torch.empty(0, dtype=torch.long)
+    loss = triplet_loss_from_similarity(similarity, Triplets(empty, empty, empty))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.count_nonzero(similarity.grad) == 0
+    with pytest.raises(ValueError, match="matrix"):
+        triplet_loss_from_similarity(torch.zeros(3), triplets)

@@ -1,0 +1,684 @@
+"""Audio in: decode any file to mono float32 at the model's rate, crop it, make a log-mel spectrogram.
+
+The data flow of this module::
+
+    file ──soundfile──▶ (frames, channels) at the file's rate ──mean──▶ mono ──resample──▶ mono at rate sr
+         ──▶ crops (random for training, equally spaced for evaluation) ──MelSpectrogram──▶ (n_mels, frames)
+
+One idea carries every reader here: *the file's resampled signal*. ``load_audio(path, sr)`` is defined as
+the whole file decoded, mixed to mono and resampled to ``sr`` in one go with
+``torchaudio.functional.resample``. Every partial read (``load_audio`` with an offset, ``load_crops``,
+``stream_audio``, ``mel_of_file``) returns exactly the matching slice of that signal (up to float rounding)
+while decoding only the region it needs plus a few milliseconds of context, so a 4-s crop of a 10-minute
+file never decodes the whole file and streaming has no clicks at block boundaries. How: the resampler maps
+every ``o`` input samples to ``n`` output samples (``o / n`` = source rate / target rate in lowest terms)
+with a finite windowed-sinc kernel, so a region that starts on an ``o``-sample boundary and carries enough
+context on each side resamples to the very same numbers as the whole file does there.
+
+Example (the paper's evaluation input: 8 crops of 173 frames ≈ 4 s)::
+
+    config = MelConfig()                                     # 22,050 Hz, n_fft 1024, hop 512, 128 mels
+    crops = load_crops("song.mp3", config.sample_rate, config.samples_for_frames(173), n_crops=8)
+    mel = MelSpectrogram(config)(torch.from_numpy(crops))    # (8, 128, 173)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio
+
+from retrieval.errors import AudioError, ConfigError
+
+ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+
+SUPPORTED_FORMATS = ("WAV", "FLAC", "OGG", "MP3")
+"""Container formats the readers are tested on (libsndfile decodes a few more)."""
+
+DEFAULT_BLOCK_S = 30.0
+"""Seconds of audio decoded at a time by the streaming readers (bounds their memory)."""
+
+# Resampler settings, passed explicitly so the context computed in ``_resample_geometry`` matches the kernel.
+RESAMPLE_LOWPASS_WIDTH = 6
+"""Zero crossings of the windowed-sinc kernel on each side (torchaudio's default)."""
+RESAMPLE_ROLLOFF = 0.99
+"""Low-pass cut-off as a fraction of the lower Nyquist frequency (torchaudio's default)."""
+
+MP3_FRAME_SAMPLES = 1152
+"""Samples per MPEG-1 Layer III frame."""
+MP3_SEEK_PREROLL = 4 * MP3_FRAME_SAMPLES
+"""Samples decoded and thrown away before an MP3 region: right after a seek, libsndfile's MP3 decoder returns
+wrong samples for up to one frame (the MDCT overlap and the bit reservoir refer to earlier frames), measured
+errors up to 0.3 full scale; one frame of pre-roll removes them, four leave a margin for low bit rates."""
+
+MAX_RESAMPLE_KERNEL = 2**24
+"""Largest resampling kernel (float elements, 64 MB) accepted. torchaudio's kernel has
+``n * (o + 2 * width)`` elements for rates ``o : n`` in lowest terms: tiny for standard rates (44,100 →
+22,050 is 2 : 1; 32,000 → 22,050 needs 0.3 M) but ~10⁹ for an odd rate such as 44,056 Hz, which would
+exhaust memory and take minutes."""
+
+_SEEK_RESET_FORMATS = ("OGG",)
+"""Formats whose decoder is reset (``seek(0)``) before every seek: with libsndfile 1.2, a forward seek in an
+Ogg Vorbis file after a read returns wrong samples (measured errors up to 0.87 full scale over the first
+~1,000 samples in a third of random trials); a seek from the start is exact."""
+
+_WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window}
+_LOG_SCALES = ("db", "log1p")
+# Truncation signatures in libsndfile's header log (``SoundFile.extra_info``); FLAC and MP3 cut short
+# are caught only when the missing part is decoded. A WAV cut short logs
+# "data : <declared bytes> (should be <bytes present>)".
+_WAV_DATA_MISMATCH = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_WAV_SIZE_PLACEHOLDERS = (0, 0xFFFFFFFF)  # streaming writers leave these when they cannot seek back
+# An Ogg stream must end with a page flagged end-of-stream; a cut-short file's last page is not.
+_OGG_NO_END_OF_STREAM = "Last page lacks an end-of-stream bit"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Mel front end
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """Settings of the log-mel front end; a checkpoint stores them so features never silently change.
+
+    Attributes:
+        sample_rate: Hz the audio is resampled to before the STFT.
+        n_fft: FFT size and window length, in samples (1024 = 46 ms at 22,050 Hz).
+        hop_length: samples between frames (512 = 23 ms at 22,050 Hz, ~43 frames per second).
+        n_mels: mel bands (HTK mel scale, no filter normalisation: torchaudio's defaults).
+        f_min: lowest mel filter edge, Hz.
+        f_max: highest mel filter edge, Hz; ``None`` means ``sample_rate / 2``.
+        window: STFT window, "hann" or "hamming".
+        log: compression of the power mel ``P``: "db" gives ``10 * log10(max(P, 1e-10))``, "log1p" gives
+            ``log(1 + P)``.
+        top_db: with "db", floor every spectrogram at ``its own max - top_db`` dB; ``None`` disables it.
+
+    Example:
+        >>> MelConfig().frames(22050 * 4)
+        173
+        >>> MelConfig().samples_for_frames(173)
+        88064
+    """
+
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 512
+    n_mels: int = 128
+    f_min: float = 0.0
+    f_max: float | None = None
+    window: str = "hann"
+    log: str = "db"
+    top_db: float | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("sample_rate", "n_fft", "hop_length", "n_mels"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"MelConfig.{key} must be a positive integer, got {value!r}")
+        nyquist = self.sample_rate / 2
+        f_max = nyquist if self.f_max is None else self.f_max
+        if not 0.0 < f_max <= nyquist:
+            raise ConfigError(
+                f"MelConfig.f_max must be in (0, sample_rate / 2 = {nyquist}] Hz, got {self.f_max}"
+            )
+        if not 0.0 <= self.f_min < f_max:
+            raise ConfigError(f"MelConfig.f_min must be in [0, f_max = {f_max}) Hz, got {self.f_min}")
+        if self.window not in _WINDOWS:
+            raise ConfigError(f"MelConfig.window must be one of {sorted(_WINDOWS)}, got {self.window!r}")
+        if self.log not in _LOG_SCALES:
+            raise ConfigError(f"MelConfig.log must be one of {list(_LOG_SCALES)}, got {self.log!r}")
+        if self.top_db is not None:
+            if self.log != "db":
+                raise ConfigError("MelConfig.top_db applies only to log='db'; set top_db to None for 'log1p'")
+            if not self.top_db > 0:
+                raise ConfigError(f"MelConfig.top_db must be a positive (dB) or None, got {self.top_db}")
+
+    def frames(self, n_samples: int) -> int:
+        """Frames torchaudio's centred STFT returns for ``n_samples`` samples.
+
+        ``frames = 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length``, i.e.
+        ``1 + n_samples // hop_length`` for an even ``n_fft``. Valid for ``n_samples > n_fft // 2``
+        (shorter inputs cannot be reflect-padded).
+        """
+        return 1 + (n_samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
+
+    def samples_for_frames(self, n_frames: int) -> int:
+        """The fewest samples whose centred STFT has exactly ``n_frames`` frames (the inverse of ``frames``).
+
+        ``(n_frames - 1) * hop_length + n_fft - 2 * (n_fft // 2)``, raised to the reflect-padding minimum
+        ``n_fft // 2 + 1`` when smaller; 173 frames → 88,064 samples ≈ 3.99 s at 22,050 Hz. Up to
+        ``hop_length - 1`` more samples give the same number of frames.
+
+        Raises:
+            ValueError: no input length gives ``n_frames`` frames (e.g. 1 frame with the defaults: the
+                shortest valid input, 513 samples, already gives 2).
+        """
+        shortest = self.n_fft // 2 + 1
+        samples = max((n_frames - 1) * self.hop_length + self.n_fft - 2 * (self.n_fft // 2), shortest)
+        if self.frames(samples) != n_frames:
+            raise ValueError(
+                f"no input gives {n_frames} frames; the shortest valid input ({shortest} samples) "
+                f"gives {self.frames(shortest)}"
+            )
+        return samples
+
+
+class MelSpectrogram(torch.nn.Module):
+    """Waveform → log-compressed mel spectrogram; the first layer of every audio encoder.
+
+    ``torchaudio.transforms.MelSpectrogram`` (centred STFT with reflect padding, power 2) followed by the
+    log compression of ``config.log``. Each example is processed on its own — including ``top_db``, which
+    takes the maximum of each spectrogram, not of the batch as ``torchaudio.transforms.AmplitudeToDB`` does
+    for 3-D input — so the output for one track does not depend on what else is in the batch. It has no
+    trainable parameters and no randomness; move it with ``.to(device)``.
+
+    Args:
+        config: the front-end settings.
+
+    Shapes:
+        ``forward``: wave ``(B, T)`` (or ``(..., T)``) float32 → ``(B, n_mels, config.frames(T))`` float32.
+
+    Example:
+        >>> mel = MelSpectrogram(MelConfig())
+        >>> mel(torch.zeros(2, 88064)).shape
+        torch.Size([2, 128, 173])
+    """
+
+    def __init__(self, config: MelConfig):
+        super().__init__()
+        self.config = config
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+            f_min=config.f_min,
+            f_max=config.f_max,
+            n_mels=config.n_mels,
+            window_fn=_WINDOWS[config.window],
+            power=2.0,
+            center=True,
+            pad_mode="reflect",
+        )
+        # top_db is applied per example in ``apply_top_db``, never here.
+        self.to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=None)
+
+    def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
+        """Log-compressed mel without the ``top_db`` floor (element-wise, so it can be computed in blocks).
+
+        Args:
+            wave: ``(..., T)`` float32 samples at ``config.sample_rate``, ``T > n_fft // 2``.
+
+        Returns:
+            ``(..., n_mels, frames)`` float32.
+        """
+        min_samples = self.config.n_fft // 2 + 1
+        if wave.shape[-1] < min_samples:
+            raise ValueError(
+                f"a mel spectrogram needs at least {min_samples} samples (n_fft // 2 + 1), got "
+                f"{wave.shape[-1]}; pad short inputs first (see equally_spaced_crops / random_crop)"
+            )
+        power = self.mel(wave)
+        return self.to_db(power) if self.config.log == "db" else torch.log1p(power)
+
+    def apply_top_db(self, log_mel: torch.Tensor) -> torch.Tensor:
+        """Floor each spectrogram at its own maximum minus ``config.top_db`` dB (identity if it is None).
+
+        Args:
+            log_mel: ``(..., n_mels, frames)`` in dB.
+        """
+        if self.config.top_db is None:
+            return log_mel
+        floor = log_mel.amax(dim=(-2, -1), keepdim=True) - self.config.top_db
+        return torch.maximum(log_mel, floor)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` waveform → ``(B, n_mels, frames)`` log mel (see the class docstring)."""
+        return self.apply_top_db(self.log_mel(wave))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Decoding
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, at its own sample rate.
+
+    Attributes:
+        sample_rate: the file's rate, Hz.
+        frames: samples per channel.
+        channels: channel count.
+        duration_s: ``frames / sample_rate``.
+    """
+
+    sample_rate: int
+    frames: int
+    channels: int
+    duration_s: float
+
+    def num_samples(self, sample_rate: int) -> int:
+        """Length once resampled to ``sample_rate``: ``ceil(frames * sample_rate / self.sample_rate)``."""
+        return _resampled_length(self.frames, self.sample_rate, sample_rate)
+
+
+def _resampled_length(frames: int, orig_rate: int, new_rate: int) -> int:
+    """``ceil(frames * new_rate / orig_rate)`` in exact integers (the length torchaudio's resample gives)."""
+    return -(-frames * new_rate // orig_rate)
+
+
+def _check_rate(sample_rate: int) -> None:
+    if not isinstance(sample_rate, int) or isinstance(sample_rate, bool) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+
+
+def _open(path: Path) -> sf.SoundFile:
+    """Open ``path`` for reading, turning every way it can be unreadable into an ``AudioError``."""
+    if not path.is_file():
+        raise AudioError(path, "no such audio file; check the path (or the folder given to AudioLocator)")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "the file is empty (0 bytes); re-download or re-encode it")
+    try:
+        handle = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        reason = getattr(err, "error_string", str(err))
+        raise AudioError(
+            path,
+            f"cannot decode it ({reason}); the file is corrupt or not in a supported format "
+            f"({', '.join(SUPPORTED_FORMATS)}): re-encode it, e.g. `ffmpeg -i IN OUT.flac`",
+        ) from err
+    problem = "holds no audio frames (empty or truncated)" if handle.frames <= 0 else _truncation(handle)
+    if problem is not None:
+        handle.close()
+        raise AudioError(path, f"the file {problem}; re-download or re-encode it")
+    return handle
+
+
+def _truncation(handle: sf.SoundFile) -> str | None:
+    """What libsndfile's header log says about a WAV or Ogg file cut short, or None if it looks whole."""
+    log = handle.extra_info
+    if handle.format in ("WAV", "WAVEX"):
+        mismatch = _WAV_DATA_MISMATCH.search(log)
+        if mismatch is not None:
+            declared, present = int(mismatch.group(1)), int(mismatch.group(2))
+            if declared not in _WAV_SIZE_PLACEHOLDERS and declared > present:
+                return (
+                    f"is truncated: its header declares {declared} bytes of audio, only {present} are present"
+                )
+    if handle.format == "OGG" and _OGG_NO_END_OF_STREAM in log:
+        return "is truncated: its last Ogg page lacks the end-of-stream flag"
+    return None
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Sample rate, length and channel count of an audio file, read from its header.
+
+    Raises:
+        AudioError: the file is missing, empty, corrupt, truncated (WAV, OGG) or not in a supported format.
+            A FLAC or MP3 cut short is only detected when its missing part is decoded.
+    """
+    path = Path(path)
+    with _open(path) as handle:
+        return AudioInfo(handle.samplerate, handle.frames, handle.channels, handle.frames / handle.samplerate)
+
+
+def _resample_geometry(orig_rate: int, new_rate: int) -> tuple[int, int, int, int]:
+    """Block sizes, kernel size and context of torchaudio's sinc resampler from ``orig_rate`` to ``new_rate``.
+
+    Returns:
+        ``(o, n, kernel, context)``: every ``o`` input samples map to ``n`` output samples (the rates in
+        lowest terms); the kernel reaches ``width = ceil(lowpass_width * o / (rolloff * min(o, n)))`` input
+        samples each way and has ``kernel = n * (o + 2 * width)`` elements; ``context`` input samples (a
+        multiple of ``o``: ``width`` plus one block for the kernel's phase offset within a block) on each
+        side of a region are enough for the resampled region to equal the whole-file resample there.
+    """
+    gcd = math.gcd(orig_rate, new_rate)
+    o, n = orig_rate // gcd, new_rate // gcd
+    width = math.ceil(RESAMPLE_LOWPASS_WIDTH * o / (RESAMPLE_ROLLOFF * min(o, n)))
+    return o, n, n * (o + 2 * width), (math.ceil(width / o) + 1) * o
+
+
+@functools.lru_cache(maxsize=8)
+def _resampler(orig_rate: int, new_rate: int) -> torchaudio.transforms.Resample:
+    """``torchaudio.functional.resample(x, orig_rate, new_rate)`` with its kernel computed once, not per call.
+
+    The float32 kernel is the one ``functional.resample`` builds for float32 input, so results are identical;
+    building it dominates the cost of resampling a short region (0.2 s for 8 kHz → 22,050 Hz on a busy CPU).
+    """
+    return torchaudio.transforms.Resample(
+        orig_rate,
+        new_rate,
+        lowpass_filter_width=RESAMPLE_LOWPASS_WIDTH,
+        rolloff=RESAMPLE_ROLLOFF,
+        dtype=torch.float32,
+    )
+
+
+class _RegionReader:
+    """Reads any slice ``[start, stop)`` of a file's mono signal resampled to ``sample_rate``.
+
+    The slice equals ``resample(mean_over_channels(whole file))[start:stop]`` (up to float rounding), but
+    only the region's source samples plus ``context`` on each side are decoded. Use as a context manager.
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int):
+        _check_rate(sample_rate)
+        self.path = Path(path)
+        self.sample_rate = sample_rate
+        self._file = _open(self.path)
+        self.source_rate = self._file.samplerate
+        self.frames = self._file.frames
+        self.num_samples = _resampled_length(self.frames, self.source_rate, sample_rate)
+        self._o, self._n, kernel, self._context = _resample_geometry(self.source_rate, sample_rate)
+        self._preroll = MP3_SEEK_PREROLL if self._file.format == "MP3" else 0
+        self._reset_before_seek = self._file.format in _SEEK_RESET_FORMATS
+        if self.source_rate != sample_rate and kernel > MAX_RESAMPLE_KERNEL:
+            self._file.close()
+            raise AudioError(
+                self.path,
+                f"its sample rate {self.source_rate} Hz and {sample_rate} Hz share no large common factor, "
+                f"so resampling would need a {kernel * 4 / 2**20:.0f} MB kernel; re-encode the file at a "
+                "standard rate (e.g. 44,100 or 48,000 Hz)",
+            )
+
+    def __enter__(self) -> _RegionReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._file.close()
+
+    def _read_source(self, lo: int, hi: int) -> np.ndarray:
+        """Source frames ``[lo, hi)`` mixed to mono, float32 ``(hi - lo,)``."""
+        seek_to = max(0, lo - self._preroll)
+        try:
+            if self._reset_before_seek:
+                self._file.seek(0)
+            self._file.seek(seek_to)
+            data = self._file.read(hi - seek_to, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as err:
+            reason = getattr(err, "error_string", str(err))
+            raise AudioError(
+                self.path,
+                f"decoding failed between frames {seek_to} and {hi} ({reason}); the file is corrupt or "
+                "truncated: re-download or re-encode it",
+            ) from err
+        if len(data) < hi - seek_to:
+            raise AudioError(
+                self.path,
+                f"the file ended after frame {seek_to + len(data)} but its header announces {self.frames} "
+                "frames; it is truncated (or its length header is wrong): re-download or re-encode it",
+            )
+        data = data[lo - seek_to :]
+        mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+        if not np.isfinite(mono).all():
+            raise AudioError(self.path, f"frames {lo}..{hi} hold NaN or infinite samples; re-encode the file")
+        return mono
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)`` of the resampled signal, clipped to ``[0, num_samples)``; float32."""
+        start, stop = max(0, start), min(stop, self.num_samples)
+        if stop <= start:
+            return np.zeros(0, dtype=np.float32)
+        if self.source_rate == self.sample_rate:
+            return self._read_source(start, stop)
+        o, n = self._o, self._n
+        # Align the decoded region on o-sample blocks so its output grid coincides with the whole file's.
+        lo = max(0, (start // n) * o - self._context)
+        hi = min(self.frames, -(-stop // n) * o + self._context)
+        resampled = _resampler(self.source_rate, self.sample_rate)(
+            torch.from_numpy(self._read_source(lo, hi))
+        )
+        first = (lo // o) * n  # index, in the whole-file output, of resampled[0]
+        return resampled[start - first : stop - first].numpy()
+
+
+def load_audio(
+    path: str | Path, sample_rate: int, *, offset_s: float = 0.0, duration_s: float | None = None
+) -> np.ndarray:
+    """Decode a file (or a region of it) to mono float32 at ``sample_rate``.
+
+    Channels are averaged, then the signal is resampled with ``torchaudio.functional.resample`` (windowed
+    sinc). Only the requested region is decoded (plus a few ms of context), and long reads are decoded in
+    blocks, so memory stays close to the size of the returned array.
+
+    Args:
+        path: a WAV, FLAC, OGG or MP3 file, any rate, any channel count.
+        sample_rate: output rate, Hz.
+        offset_s: where to start, seconds (rounded to the nearest output sample).
+        duration_s: how much to read, seconds; ``None`` reads to the end. The result is shorter when the file
+            ends first.
+
+    Returns:
+        ``(n,)`` float32: ``load_audio(path, sr)[round(offset_s * sr):][:round(duration_s * sr)]``.
+
+    Raises:
+        AudioError: the file is missing, empty, corrupt, truncated or unsupported, or ``offset_s`` is past
+            its end.
+        ValueError: a negative offset or duration, or a bad ``sample_rate``.
+    """
+    if offset_s < 0 or (duration_s is not None and duration_s < 0):
+        raise ValueError(f"offset_s and duration_s must be >= 0, got {offset_s} and {duration_s}")
+    with _RegionReader(path, sample_rate) as reader:
+        start, total = round(offset_s * sample_rate), reader.num_samples
+        if start >= total:
+            length_s = reader.frames / reader.source_rate
+            raise AudioError(
+                reader.path, f"offset {offset_s:.3f} s is past the file's end ({length_s:.3f} s)"
+            )
+        stop = total if duration_s is None else min(total, start + round(duration_s * sample_rate))
+        out = np.empty(stop - start, dtype=np.float32)
+        block = max(1, round(DEFAULT_BLOCK_S * sample_rate))
+        for block_start in range(start, stop, block):
+            block_stop = min(block_start + block, stop)
+            out[block_start - start : block_stop - start] = reader.read(block_start, block_stop)
+        return out
+
+
+def stream_audio(
+    path: str | Path, sample_rate: int, block_s: float = DEFAULT_BLOCK_S
+) -> Iterator[np.ndarray]:
+    """Decode a file block by block: mono float32 at ``sample_rate``, ``round(block_s * sample_rate)`` each.
+
+    The blocks concatenate to ``load_audio(path, sample_rate)`` (up to float rounding): each block is
+    resampled with context from its neighbours, so there are no clicks or drift at block boundaries. Memory
+    is one block of source audio plus one block of output. The file is opened (and checked) when this is
+    called, before the
+    first block is requested.
+
+    Args:
+        path: the audio file.
+        sample_rate: output rate, Hz.
+        block_s: block length, seconds; the last block is shorter.
+
+    Yields:
+        ``(block,)`` float32 arrays.
+
+    Raises:
+        AudioError: on a bad file (when called, or while iterating for damage further into the file).
+    """
+    if not block_s > 0:
+        raise ValueError(f"block_s must be > 0 seconds, got {block_s}")
+    reader = _RegionReader(path, sample_rate)  # opens now so a bad file fails at the call, not at next()
+    block = max(1, round(block_s * sample_rate))
+    return _iterate_blocks(reader, block)
+
+
+def _iterate_blocks(reader: _RegionReader, block: int) -> Iterator[np.ndarray]:
+    with reader:
+        for start in range(0, reader.num_samples, block):
+            yield reader.read(start, start + block)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Crops
+# ----------------------------------------------------------------------------------------------------------
+
+
+def crop_starts(total: int, length: int, n_crops: int) -> np.ndarray:
+    """Start offsets of ``n_crops`` equally spaced crops of ``length`` covering ``[0, total)``.
+
+    ``starts[i] = i * (total - length) // (n_crops - 1)``: the first crop starts at 0 and the last ends at
+    ``total``. A single crop starts at 0. When ``total < length`` every start is 0 (the caller pads).
+
+    Returns:
+        ``(n_crops,)`` int64.
+
+    Example:
+        >>> crop_starts(100, 10, 4).tolist()
+        [0, 30, 60, 90]
+    """
+    if total < 0 or length < 1 or n_crops < 1:
+        raise ValueError(f"need total >= 0, length >= 1, n_crops >= 1; got {total}, {length}, {n_crops}")
+    if total <= length or n_crops == 1:
+        return np.zeros(n_crops, dtype=np.int64)
+    return np.arange(n_crops, dtype=np.int64) * (total - length) // (n_crops - 1)
+
+
+def _pad_last(x: ArrayT, length: int) -> ArrayT:
+    """Zero-pad the last axis of ``x`` at its end up to ``length`` (no-op when already long enough)."""
+    missing = length - x.shape[-1]
+    if missing <= 0:
+        return x
+    if isinstance(x, torch.Tensor):
+        return torch.nn.functional.pad(x, (0, missing))
+    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, missing)])
+
+
+def equally_spaced_crops(x: ArrayT, length: int, n_crops: int) -> ArrayT:
+    """Cut ``n_crops`` equally spaced windows of ``length`` along the last axis (evaluation crops).
+
+    Starts come from ``crop_starts``. An input shorter than ``length`` is zero-padded at its end to ``length``
+    first, so every crop is that padded input.
+
+    Args:
+        x: ``(..., T)`` numpy array or tensor (a waveform ``(T,)`` or a mel ``(n_mels, frames)``).
+        length: crop length along the last axis.
+        n_crops: number of crops.
+
+    Returns:
+        ``(n_crops, ..., length)``, same type, dtype and device as ``x`` (a copy).
+
+    Example:
+        >>> equally_spaced_crops(np.arange(10), 4, 3).tolist()
+        [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
+    """
+    starts = crop_starts(x.shape[-1], length, n_crops)
+    x = _pad_last(x, length)
+    index = starts[:, None] + np.arange(length)  # (n_crops, length)
+    if isinstance(x, torch.Tensor):
+        return x[..., torch.from_numpy(index).to(x.device)].movedim(-2, 0).contiguous()
+    return np.ascontiguousarray(np.moveaxis(x[..., index], -2, 0))
+
+
+def random_crop(x: ArrayT, length: int, generator: torch.Generator) -> ArrayT:
+    """One window of ``length`` along the last axis at a uniformly random start (training crops).
+
+    ``start ~ U{0, ..., T - length}`` drawn from ``generator``; an input shorter than ``length`` is
+    zero-padded at its end instead.
+
+    Args:
+        x: ``(..., T)`` numpy array or tensor.
+        length: crop length along the last axis.
+        generator: the seeded source of randomness (CPU ``torch.Generator``).
+
+    Returns:
+        ``x[..., start:start + length]``: same type as ``x`` (a view when no padding is needed).
+    """
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    total = x.shape[-1]
+    if total <= length:
+        return _pad_last(x, length)
+    start = int(torch.randint(total - length + 1, (1,), generator=generator))
+    return x[..., start : start + length]
+
+
+def load_crops(path: str | Path, sample_rate: int, crop_samples: int, n_crops: int) -> np.ndarray:
+    """Equally spaced crops of a file, decoding only the crops (evaluation input for long files).
+
+    Equal to ``equally_spaced_crops(load_audio(path, sample_rate), crop_samples, n_crops)`` up to float
+    rounding; a file shorter than ``crop_samples`` is zero-padded. When the crops would cover the whole file
+    anyway, it is decoded once. Memory: the output plus one crop of source audio.
+
+    Returns:
+        ``(n_crops, crop_samples)`` float32.
+
+    Raises:
+        AudioError: a missing, empty, corrupt, truncated or unsupported file.
+    """
+    if crop_samples < 1 or n_crops < 1:
+        raise ValueError(f"crop_samples and n_crops must be >= 1, got {crop_samples} and {n_crops}")
+    with _RegionReader(path, sample_rate) as reader:
+        total = reader.num_samples
+        if total <= n_crops * crop_samples:
+            return equally_spaced_crops(reader.read(0, total), crop_samples, n_crops)
+        crops = np.empty((n_crops, crop_samples), dtype=np.float32)
+        for i, start in enumerate(crop_starts(total, crop_samples, n_crops).tolist()):
+            crops[i] = reader.read(start, start + crop_samples)
+        return crops
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Whole-file mel (for precomputed caches)
+# ----------------------------------------------------------------------------------------------------------
+
+
+def mel_of_file(
+    path: str | Path,
+    config: MelConfig,
+    *,
+    block_s: float = DEFAULT_BLOCK_S,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Log-mel spectrogram of a whole file, computed block by block with bounded memory.
+
+    Equal, up to float rounding, to ``MelSpectrogram(config)(load_audio(path, sr)[None])[0]``. Blocks of
+    ``block_s`` seconds overlap by ``n_fft // 2 // hop_length + 1`` hops of context on each side, so every
+    kept frame sees the same samples as in the one-shot STFT (reflect padding only happens at the real ends
+    of the file); ``top_db`` is applied once at the end against the whole file's maximum. Memory: the output
+    plus one block.
+
+    Args:
+        path: the audio file.
+        config: the front-end settings (the file is resampled to ``config.sample_rate``).
+        block_s: seconds of audio per block.
+        device: where the STFT runs.
+
+    Returns:
+        ``(n_mels, config.frames(n_samples))`` float32.
+
+    Raises:
+        AudioError: a bad file, or one shorter than ``n_fft // 2 + 1`` samples at ``config.sample_rate``.
+    """
+    if not block_s > 0:
+        raise ValueError(f"block_s must be > 0 seconds, got {block_s}")
+    hop, half = config.hop_length, config.n_fft // 2
+    front_end = MelSpectrogram(config).to(device)
+    with _RegionReader(path, config.sample_rate) as reader, torch.inference_mode():
+        n = reader.num_samples
+        if n <= half:
+            raise AudioError(reader.path, f"too short for a mel spectrogram: {n} samples, need over {half}")
+        total_frames = config.frames(n)
+        out = np.empty((config.n_mels, total_frames), dtype=np.float32)
+        frames_per_block = max(1, round(block_s * config.sample_rate) // hop)
+        context = half // hop + 1  # hops of context: more than half a window, so the block is never too short
+        for f0 in range(0, total_frames, frames_per_block):
+            f1 = min(f0 + frames_per_block, total_frames)
+            lo = max(0, f0 - context) * hop  # whole hops: block frame j is global frame lo / hop + j
+            hi = (f1 - 1) * hop - half + config.n_fft  # the end of frame f1 - 1's window
+            wave = torch.from_numpy(reader.read(lo, hi)).to(device)
+            block = front_end.log_mel(wave)
+            out[:, f0:f1] = block[:, f0 - lo // hop : f1 - lo // hop].cpu().numpy()
+        if config.top_db is not None:
+            out = front_end.apply_top_db(torch.from_numpy(out)).numpy()
+        return out

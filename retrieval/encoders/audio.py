@@ -1,0 +1,265 @@
+"""Audio towers: waveform → log-mel → 2-D CNN → one ``output_dim`` vector per clip.
+
+Every backbone owns its preprocessing (its first layer is :class:`retrieval.audio.MelSpectrogram`), so a
+checkpoint that stores ``name`` + :meth:`MelBackbone.config` rebuilds a model that features audio exactly as
+in training::
+
+    wave (B, T) ─frontend─▶ mel (B, n_mels, frames) ─forward_features─▶ (B, output_dim)
+
+    forward_features:  unsqueeze → BatchNorm2d(1) → blocks (each halves frequency and time) →
+                       1×1 conv to output_dim → BatchNorm2d → ReLU → max over frequency and time
+
+The backbones (REFERENCE §1, §3) differ only in their blocks:
+
+- ``short_chunk_cnn`` (:class:`ShortChunkCNN`): 3×3 conv → BN → ReLU → 2×2 max-pool.
+- ``short_chunk_resnet`` (:class:`ShortChunkResNet`): a residual pair of 3×3 convs, then 2×2 max-pool.
+
+With the paper's input (128 mels × 173 frames ≈ 4 s) seven blocks reduce frequency to 1 and time to 2. Pooling
+uses ``ceil_mode`` so any input of at least one frame works: a dimension that reaches 1 stays 1, and the final
+global max takes whatever is left.
+
+Add a backbone by subclassing :class:`MelBackbone` (implement ``make_block``) and adding it to
+:data:`AUDIO_BACKBONES`.
+
+Example:
+    >>> from retrieval.audio import MelConfig
+    >>> model = build_audio_encoder("short_chunk_cnn", mel=MelConfig(), channels=(8, 8, 16, 16, 16, 16, 32))
+    >>> model.eval()(torch.zeros(2, model.input_samples)).shape
+    torch.Size([2, 256])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from retrieval.audio import MelConfig, MelSpectrogram
+from retrieval.errors import ConfigError
+
+__all__ = [
+    "AUDIO_BACKBONES",
+    "PAPER_CHANNELS",
+    "MelBackbone",
+    "ShortChunkCNN",
+    "ShortChunkResNet",
+    "build_audio_encoder",
+]
+
+#: Channels of the seven blocks in the paper's Short-chunk CNN (and the SMC 2020 Short-chunk ResNet).
+PAPER_CHANNELS: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 512)
+#: Training crop of the paper: 173 frames ≈ 4 s at 22,050 Hz with hop 512.
+PAPER_INPUT_FRAMES = 173
+KERNEL_SIZE = 3
+POOL_SIZE = 2
+
+
+def _pool() -> nn.MaxPool2d:
+    """2×2 max-pool that keeps a size-1 dimension at 1 (ceil mode) instead of failing on short inputs."""
+    return nn.MaxPool2d(POOL_SIZE, ceil_mode=True)
+
+
+class MelBackbone(nn.Module):
+    """Base class: mel front end, input BatchNorm, a stack of blocks, a 1×1-conv head and global max pooling.
+
+    Args:
+        mel: the front-end settings (sample rate, FFT, hop, mel bands, log scale).
+        output_dim: size of the output vector (the channels of the 1×1 head conv).
+        channels: output channels of each block; its length is the number of blocks.
+        input_frames: the training crop length in mel frames (recorded for crops; any length is accepted).
+
+    Attributes:
+        frontend: :class:`MelSpectrogram` mapping (B, T) waves to (B, n_mels, frames) log-mels.
+        output_dim: as given.
+        input_frames: as given; ``input_samples`` is the matching crop length in samples.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, mel: MelConfig, output_dim: int = 256, channels: Sequence[int] = PAPER_CHANNELS,
+                 input_frames: int = PAPER_INPUT_FRAMES):
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        if not channels or min(channels) < 1 or output_dim < 1 or input_frames < 1:
+            raise ConfigError(f"{type(self).__name__}: channels must be a non-empty list of positive "
+                              f"ints and output_dim, input_frames positive; got channels={channels}, "
+                              f"output_dim={output_dim}, input_frames={input_frames}")
+        self.mel = mel
+        self.output_dim = int(output_dim)
+        self.channels = channels
+        self.input_frames = int(input_frames)
+        self.frontend = MelSpectrogram(mel)
+        self.input_bn = nn.BatchNorm2d(1)
+        in_widths = (1, *channels[:-1])  # the mel is one input channel
+        self.blocks = nn.Sequential(
+            *(self.make_block(c_in, c_out) for c_in, c_out in zip(in_widths, channels, strict=True))
+        )
+        self.head = nn.Sequential(
+            nn.Conv2d(channels[-1], output_dim, kernel_size=1),
+            nn.BatchNorm2d(output_dim),
+            nn.ReLU(),
+        )
+
+    def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
+        """One block mapping (B, in_channels, F, T) → (B, out_channels, ⌈F/2⌉, ⌈T/2⌉)."""
+        raise NotImplementedError
+
+    @property
+    def input_samples(self) -> int:
+        """Samples of a training crop at ``mel.sample_rate`` (``input_frames`` frames; 88,064 for 173)."""
+        return self.mel.samples_for_frames(self.input_frames)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        """Embed waveforms.
+
+        Args:
+            wave: (B, T) float32 mono samples at ``mel.sample_rate``, T > n_fft // 2.
+
+        Returns:
+            (B, output_dim), non-negative (the head ends in ReLU).
+        """
+        if wave.dim() != 2:
+            raise ValueError(f"{type(self).__name__} expects waves of shape (batch, samples), got "
+                             f"{tuple(wave.shape)}; use forward_mel for precomputed mels")
+        return self.forward_features(self.frontend(wave))
+
+    def forward_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Embed precomputed log-mels (B, n_mels, frames) made with the same :class:`MelConfig`."""
+        if mel.dim() != 3 or mel.shape[1] != self.mel.n_mels:
+            raise ValueError(f"{type(self).__name__} expects mels of shape (batch, {self.mel.n_mels}, "
+                             f"frames), got {tuple(mel.shape)}")
+        return self.forward_features(mel)
+
+    def forward_features(self, mel: torch.Tensor) -> torch.Tensor:
+        """The network after the front end: (B, n_mels, frames) → (B, output_dim)."""
+        x = self.input_bn(mel.unsqueeze(1))  # (B, 1, n_mels, frames)
+        x = self.blocks(x)  # (B, channels[-1], F', T')
+        x = self.head(x)  # (B, output_dim, F', T')
+        return x.amax(dim=(2, 3))  # global max over whatever frequency and time are left
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, JSON-able (``mel`` as a dict); see :func:`build_audio_encoder`."""
+        return {"mel": dataclasses.asdict(self.mel), "output_dim": self.output_dim,
+                "channels": list(self.channels), "input_frames": self.input_frames}
+
+    def describe(self) -> dict[str, Any]:
+        """``{"name": registry name, "config": constructor arguments}``: what a checkpoint stores.
+
+        ``build_audio_encoder(d["name"], **d["config"])`` rebuilds the same architecture.
+        """
+        return {"name": self.name, "config": self.config()}
+
+
+class _ConvBlock(nn.Sequential):
+    """3×3 conv → BatchNorm → ReLU → 2×2 max-pool."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, KERNEL_SIZE, padding=KERNEL_SIZE // 2),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+            _pool(),
+        )
+
+
+class _ResidualBlock(nn.Module):
+    """y = pool(ReLU(BN(conv(ReLU(BN(conv(x))))) + shortcut(x))).
+
+    shortcut = identity, or 1×1 conv → BN where the channel count changes.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        padding = KERNEL_SIZE // 2
+        self.residual = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, KERNEL_SIZE, padding=padding),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+            nn.Conv2d(out_channels, out_channels, KERNEL_SIZE, padding=padding),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.shortcut: nn.Module = nn.Identity()
+        if in_channels != out_channels:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1),
+                                          nn.BatchNorm2d(out_channels))
+        self.relu = nn.ReLU()
+        self.pool = _pool()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.relu(self.residual(x) + self.shortcut(x)))
+
+
+class ShortChunkCNN(MelBackbone):
+    """The paper's audio tower (Won et al. 2021, REFERENCE §1): blocks of 3×3 conv → BN → ReLU → 2×2 max-pool.
+
+    Defaults: channels 128, 128, 256, 256, 256, 256, 512; output 256; 173-frame crops. A narrow variant such
+    as ``channels=(32, 32, 64, 64, 64, 64, 128)`` trains on a laptop CPU in minutes.
+
+    Example:
+        >>> from retrieval.audio import MelConfig
+        >>> net = ShortChunkCNN(MelConfig(), output_dim=64, channels=(8,) * 7).eval()
+        >>> net.forward_mel(torch.zeros(3, 128, 50)).shape
+        torch.Size([3, 64])
+    """
+
+    name = "short_chunk_cnn"
+
+    def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
+        return _ConvBlock(in_channels, out_channels)
+
+
+class ShortChunkResNet(MelBackbone):
+    """Short-chunk ResNet (Won et al., SMC 2020, REFERENCE §3): residual blocks of two 3×3 convs.
+
+    Each block: conv → BN → ReLU → conv → BN, plus a shortcut (identity, or 1×1 conv → BN where the channel
+    count changes), ReLU, then 2×2 max-pool. The SMC 2020 code downsamples with a stride-2 first conv and a
+    strided 3×3 shortcut instead of pooling; max-pooling keeps this model's sizes identical to
+    :class:`ShortChunkCNN` (same inputs, same head) so the two swap freely.
+    """
+
+    name = "short_chunk_resnet"
+
+    def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
+        return _ResidualBlock(in_channels, out_channels)
+
+
+#: Audio backbones by name. Register a new one here (a :class:`MelBackbone` subclass with a unique ``name``).
+AUDIO_BACKBONES: dict[str, type[MelBackbone]] = {
+    ShortChunkCNN.name: ShortChunkCNN,
+    ShortChunkResNet.name: ShortChunkResNet,
+}
+
+
+def build_audio_encoder(name: str, **kwargs: Any) -> MelBackbone:
+    """Build a registered backbone from its constructor arguments.
+
+    Args:
+        name: a key of :data:`AUDIO_BACKBONES`.
+        **kwargs: the backbone's constructor arguments; ``mel`` may be a :class:`MelConfig` or its dict form
+            (as stored by :meth:`MelBackbone.config` and in checkpoints); it defaults to ``MelConfig()``.
+
+    Raises:
+        ConfigError: an unknown name (the message lists the valid ones) or an argument the backbone does not
+            take.
+    """
+    if name not in AUDIO_BACKBONES:
+        raise ConfigError(f"unknown audio backbone {name!r}; choose one of {sorted(AUDIO_BACKBONES)}")
+    cls = AUDIO_BACKBONES[name]
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ConfigError(f"audio backbone {name!r} has no argument(s) {unknown}; allowed: {allowed}")
+    mel = kwargs.pop("mel", None)
+    if mel is None:
+        mel = MelConfig()
+    if isinstance(mel, Mapping):
+        mel_keys = [field.name for field in dataclasses.fields(MelConfig)]
+        unknown_mel = sorted(set(mel) - set(mel_keys))
+        if unknown_mel:
+            raise ConfigError(f"mel settings {unknown_mel} are unknown; allowed: {mel_keys}")
+        mel = MelConfig(**mel)
+    return cls(mel=mel, **kwargs)

