@@ -45,7 +45,12 @@ SUPPORTED_FORMATS = ("WAV", "FLAC", "OGG", "MP3")
 """Container formats the readers are tested on (libsndfile decodes a few more)."""
 
 DEFAULT_BLOCK_S = 30.0
-"""Seconds of audio decoded at a time by the streaming readers (bounds their memory)."""
+"""Seconds per block yielded by ``stream_audio`` and per STFT block in ``mel_of_file``."""
+
+DECODE_CHUNK_S = 5.0
+"""Seconds of output decoded and resampled at a time inside every read. Bounds a read's transient memory
+(source channels, mono mix, the resampler's padded copy and convolution buffers) to a few MB on top of its
+output, whatever the length requested."""
 
 # Resampler settings, passed explicitly so the context computed in ``_resample_geometry`` matches the kernel.
 RESAMPLE_LOWPASS_WIDTH = 6
@@ -368,7 +373,10 @@ class _RegionReader:
     """Reads any slice ``[start, stop)`` of a file's mono signal resampled to ``sample_rate``.
 
     The slice equals ``resample(mean_over_channels(whole file))[start:stop]`` (up to float rounding), but
-    only the region's source samples plus ``context`` on each side are decoded. Use as a context manager.
+    only the region's source samples plus ``context`` on each side are decoded, ``DECODE_CHUNK_S`` at a
+    time. The last decoded source chunk is kept, so consecutive reads (streaming, whole-file decoding)
+    continue decoding where the previous one stopped, never seek, and decode each sample once. Use as a
+    context manager.
     """
 
     def __init__(self, path: str | Path, sample_rate: int):
@@ -382,6 +390,10 @@ class _RegionReader:
         self._o, self._n, kernel, self._context = _resample_geometry(self.source_rate, sample_rate)
         self._preroll = MP3_SEEK_PREROLL if self._file.format == "MP3" else 0
         self._reset_before_seek = self._file.format in _SEEK_RESET_FORMATS
+        self._chunk = max(1, round(DECODE_CHUNK_S * sample_rate))
+        # The last decoded source chunk (mono) and its first frame; the file is positioned at its end.
+        self._last: np.ndarray | None = None
+        self._last_start = 0
         if self.source_rate != sample_rate and kernel > MAX_RESAMPLE_KERNEL:
             self._file.close()
             raise AudioError(
@@ -397,38 +409,54 @@ class _RegionReader:
     def __exit__(self, *exc_info: object) -> None:
         self._file.close()
 
-    def _read_source(self, lo: int, hi: int) -> np.ndarray:
-        """Source frames ``[lo, hi)`` mixed to mono, float32 ``(hi - lo,)``."""
-        seek_to = max(0, lo - self._preroll)
+    def _decode(self, first: int, stop: int) -> np.ndarray:
+        """Decode frames ``[first, stop)`` from the current file position (which must be ``first``), mono."""
         try:
-            if self._reset_before_seek:
-                self._file.seek(0)
-            self._file.seek(seek_to)
-            data = self._file.read(hi - seek_to, dtype="float32", always_2d=True)
+            data = self._file.read(stop - first, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as err:
             reason = getattr(err, "error_string", str(err))
             raise AudioError(
                 self.path,
-                f"decoding failed between frames {seek_to} and {hi} ({reason}); the file is corrupt or "
+                f"decoding failed between frames {first} and {stop} ({reason}); the file is corrupt or "
                 "truncated: re-download or re-encode it",
             ) from err
-        if len(data) < hi - seek_to:
+        if len(data) < stop - first:
             raise AudioError(
                 self.path,
-                f"the file ended after frame {seek_to + len(data)} but its header announces {self.frames} "
+                f"the file ended after frame {first + len(data)} but its header announces {self.frames} "
                 "frames; it is truncated (or its length header is wrong): re-download or re-encode it",
             )
-        data = data[lo - seek_to :]
         mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
         if not np.isfinite(mono).all():
-            raise AudioError(self.path, f"frames {lo}..{hi} hold NaN or infinite samples; re-encode the file")
+            raise AudioError(self.path, f"frames {first}..{stop} hold NaN or infinite samples; re-encode it")
         return mono
 
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Samples ``[start, stop)`` of the resampled signal, clipped to ``[0, num_samples)``; float32."""
-        start, stop = max(0, start), min(stop, self.num_samples)
-        if stop <= start:
-            return np.zeros(0, dtype=np.float32)
+    def _read_source(self, lo: int, hi: int) -> np.ndarray:
+        """Source frames ``[lo, hi)`` mixed to mono, float32 ``(hi - lo,)``."""
+        last, last_start = self._last, self._last_start
+        self._last = None  # invalid until this read succeeds
+        if last is not None and last_start <= lo <= last_start + len(last) <= hi:
+            # Continue after the previous chunk: no seek, nothing decoded twice.
+            mono = np.concatenate([last[lo - last_start :], self._decode(last_start + len(last), hi)])
+        else:
+            # Decoders need a clean state and some pre-roll after a seek (see MP3_SEEK_PREROLL and
+            # _SEEK_RESET_FORMATS).
+            seek_to = max(0, lo - self._preroll)
+            try:
+                if self._reset_before_seek:
+                    self._file.seek(0)
+                self._file.seek(seek_to)
+            except (sf.LibsndfileError, RuntimeError) as err:
+                reason = getattr(err, "error_string", str(err))
+                raise AudioError(
+                    self.path, f"cannot seek to frame {seek_to} ({reason}); re-encode it"
+                ) from err
+            mono = self._decode(seek_to, hi)[lo - seek_to :]
+        self._last, self._last_start = mono, lo
+        return mono
+
+    def _read_chunk(self, start: int, stop: int) -> np.ndarray:
+        """``read`` for a span of at most a few chunks: one decode, one resample."""
         if self.source_rate == self.sample_rate:
             return self._read_source(start, stop)
         o, n = self._o, self._n
@@ -440,6 +468,17 @@ class _RegionReader:
         )
         first = (lo // o) * n  # index, in the whole-file output, of resampled[0]
         return resampled[start - first : stop - first].numpy()
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)`` of the resampled signal, clipped to ``[0, num_samples)``; float32."""
+        start, stop = max(0, start), min(stop, self.num_samples)
+        if stop - start <= self._chunk:
+            return self._read_chunk(start, stop) if stop > start else np.zeros(0, dtype=np.float32)
+        out = np.empty(stop - start, dtype=np.float32)
+        for chunk_start in range(start, stop, self._chunk):
+            chunk_stop = min(chunk_start + self._chunk, stop)
+            out[chunk_start - start : chunk_stop - start] = self._read_chunk(chunk_start, chunk_stop)
+        return out
 
 
 def load_audio(
@@ -476,12 +515,7 @@ def load_audio(
                 reader.path, f"offset {offset_s:.3f} s is past the file's end ({length_s:.3f} s)"
             )
         stop = total if duration_s is None else min(total, start + round(duration_s * sample_rate))
-        out = np.empty(stop - start, dtype=np.float32)
-        block = max(1, round(DEFAULT_BLOCK_S * sample_rate))
-        for block_start in range(start, stop, block):
-            block_stop = min(block_start + block, stop)
-            out[block_start - start : block_stop - start] = reader.read(block_start, block_stop)
-        return out
+        return reader.read(start, stop)
 
 
 def stream_audio(

@@ -1,5 +1,6 @@
 """The ``retrieval`` command: a thin layer over the library's functions.
 
+    retrieval demo [--home DIR]                               `make demo`: corpus → train → evaluate → search
     retrieval data demo --out DIR [--tracks N] [--seed S]     build the demo corpus (MSD500 layout)
     retrieval data summary DIR                                what a corpus holds
     retrieval train --config configs/X.yaml --out RUN [--set key=value ...] [--resume]
@@ -72,6 +73,35 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    """`make demo`: build the demo corpus, train the demo config, evaluate it (each step reuses finished work)."""
+    import os
+
+    from retrieval.config import load_config
+    from retrieval.data.demo import build_demo_corpus
+    from retrieval.evaluation import format_table
+    from retrieval.training.experiment import evaluate_run, run_is_complete, train_run
+
+    if args.home:
+        os.environ["RETRIEVAL_HOME"] = str(args.home)
+    from retrieval import paths
+
+    progress = not args.quiet
+    print(f"== demo corpus → {paths.demo_corpus_dir()}")
+    summary = build_demo_corpus(paths.demo_corpus_dir(), n_tracks=args.tracks, progress=progress)
+    print(summary.format())
+    config = load_config(args.config, [f"data.root={paths.demo_corpus_dir()}", *args.set])
+    run = paths.demo_run_dir()
+    if run_is_complete(run, config):
+        print(f"== demo model: already trained in {run}")
+    else:
+        print(f"== training {args.config} → {run}")
+        train_run(config, run, resume=(run / "checkpoints" / "last.ckpt").exists(), progress=progress)
+    print("== evaluation on the test split (the paper's protocol)")
+    print(format_table(evaluate_run(run, "test", progress=progress)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retrieval", description=__doc__.split("\n")[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -102,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=["train", "valid", "test"])
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(func=_evaluate)
+    demo_all = commands.add_parser("demo", help="build the demo corpus, train and evaluate the demo model")
+    demo_all.add_argument("--home", help="library home (default $RETRIEVAL_HOME or ~/.cache/retrieval)")
+    demo_all.add_argument("--config", default="configs/demo.yaml")
+    demo_all.add_argument("--tracks", type=int, default=2000)
+    demo_all.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    demo_all.set_defaults(func=_demo)
+
     compare = commands.add_parser("compare", help="train + evaluate every row of a table file; write table.md")
     compare.add_argument("table", help="a table file, e.g. configs/demo/table.yaml")
     compare.add_argument("--out", required=True, help="folder for the runs and the table")

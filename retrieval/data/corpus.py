@@ -114,6 +114,24 @@ class Corpus:
         song_ids = self._require_splits().ids(split)
         return song_ids, label_matrix(self.track_tags, song_ids, self.tag_names, self.min_score)
 
+    def summary(self, listeners: bool = True) -> str:
+        """Readable counts: tracks per split, tags per category and (reading the Taste Profile) listeners."""
+        lines = [f"corpus {self.root}", f"  tracks: {len(self.song_ids())}"]
+        if self.splits is not None:
+            sizes = ", ".join(f"{name} {len(self.splits.ids(name))}" for name in SPLIT_NAMES)
+            if self.splits.unlabeled:
+                sizes += f", unlabeled {len(self.splits.unlabeled)}"
+            lines.append(f"  splits: {sizes}")
+        per_category = self.tags.groupby("category", sort=True)["tag"].count()
+        lines.append(f"  tags: {len(self.tags)} ({', '.join(f'{c} {n}' for c, n in per_category.items())})")
+        if listeners and (self.root / TASTE_PROFILE_FILE).is_file():
+            plays = self.taste_profile()
+            lines.append(
+                f"  listeners: {plays.matrix.shape[0]} users, {plays.matrix.nnz} (user, track) pairs, "
+                f"{int(plays.matrix.sum())} plays"
+            )
+        return "\n".join(lines)
+
     def _aliases(self) -> dict[str, list[str]]:
         """Song id → every MSD track id of the song (files may be named by any of them)."""
         return self.song_tracks.groupby("song_id", sort=False)["track_id"].agg(list).to_dict()
@@ -198,7 +216,9 @@ def _map_split_ids(splits: Splits, song_of_track: pd.Series, song_ids: pd.Index)
     )
 
 
-def load_corpus(root: str | Path, *, min_score: float = DEFAULT_MIN_SCORE) -> Corpus:
+def load_corpus(
+    root: str | Path, *, splits_dir: str | Path | None = None, min_score: float = DEFAULT_MIN_SCORE
+) -> Corpus:
     """Load a corpus folder (real MSD500 or demo corpus).
 
     Reads ``track_tags.tsv`` and ``unique_tracks.txt`` (required), ``splits/`` when present, and the tag
@@ -211,6 +231,7 @@ def load_corpus(root: str | Path, *, min_score: float = DEFAULT_MIN_SCORE) -> Co
 
     Args:
         root: the corpus folder.
+        splits_dir: a split folder to use instead of ``root/splits`` (e.g. an MSD100 subset's splits).
         min_score: annotation score threshold for :meth:`Corpus.labels`.
 
     Raises:
@@ -226,7 +247,9 @@ def load_corpus(root: str | Path, *, min_score: float = DEFAULT_MIN_SCORE) -> Co
     song_of_track = unique_tracks.drop_duplicates("track_id").set_index("track_id")["song_id"]
     track_tags["song_id"] = _map_track_ids(track_tags["song_id"], song_of_track, song_index)
 
-    splits_dir = root / SPLITS_DIR
+    if splits_dir is not None and not Path(splits_dir).is_dir():
+        raise DataError(splits_dir, "split folder not found; build one with `retrieval data subset`")
+    splits_dir = root / SPLITS_DIR if splits_dir is None else Path(splits_dir)
     splits: Splits | None = None
     selected_path = root / SELECTED_TAGS_FILE
     if splits_dir.is_dir():

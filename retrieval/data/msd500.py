@@ -360,7 +360,8 @@ def read_track_tags(path: str | Path) -> pd.DataFrame:
             "score": score,
         }
     )
-    return out.astype({column: str for column in TRACK_TAGS_COLUMNS[:-1]})
+    # copy(): own, writable arrays (the parser's arrays can be read-only views under copy-on-write)
+    return out.astype({column: str for column in TRACK_TAGS_COLUMNS[:-1]}).copy()
 
 
 def write_track_tags(df: pd.DataFrame, path: str | Path) -> None:
@@ -424,7 +425,7 @@ def read_selected_tags(path: str | Path) -> pd.DataFrame:
             unknown_category,
         ],
     )
-    return pd.DataFrame({"tag": frame["tag"].to_numpy(), "category": category}).astype(str)
+    return pd.DataFrame({"tag": frame["tag"].to_numpy(), "category": category}).astype(str).copy()
 
 
 def write_selected_tags(df: pd.DataFrame, path: str | Path) -> None:
@@ -543,7 +544,7 @@ def read_unique_tracks(path: str | Path) -> pd.DataFrame:
             ((parts["song_id"].str.strip() == "").to_numpy(), f"empty song_id; {expected}"),
         ],
     )
-    return parts.reset_index(drop=True).astype(str)
+    return parts.reset_index(drop=True).astype(str).copy()
 
 
 def write_unique_tracks(df: pd.DataFrame, path: str | Path) -> None:

@@ -406,7 +406,7 @@ def read_split_tags(folder: str | Path) -> pd.DataFrame:
             unknown_category,
         ],
     )
-    return pd.DataFrame({"tag": frame["tag"].to_numpy(), "category": category}).astype(str)
+    return pd.DataFrame({"tag": frame["tag"].to_numpy(), "category": category}).astype(str).copy()
 
 
 def read_splits(folder: str | Path) -> Splits:

@@ -135,8 +135,8 @@ def read_taste_profile(
 
     Memory: per chunk the parser holds ``chunk_rows`` lines of strings; across chunks only the distinct
     user/song strings (dicts) and 12 bytes per kept triplet are kept; the final COO (12 bytes) → CSR
-    (8 bytes) conversion peaks at ~32 bytes per triplet. Measured: 10M lines → 415 MB peak, i.e.
-    ~1.6–2.0 GB extrapolated to the real 48M lines (``benchmarks/taste_profile_read.py``).
+    (8 bytes) conversion peaks at ~32 bytes per triplet. Measured: 10M lines → 415–491 MB peak, i.e.
+    ≤ 2.4 GB extrapolated to the real 48M lines (``benchmarks/taste_profile_read.py``).
 
     Args:
         path: the triplets file (tab-separated ``user, song_id, play_count``, no header).

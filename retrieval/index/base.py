@@ -141,6 +141,10 @@ class VectorIndex(ABC):
 
     Life cycle: ``add`` (any number of times) → ``build`` → ``search`` / ``save``; or ``load`` → ``search``.
 
+    Args:
+        dim: vector dimension d.
+        fingerprint: fingerprint of the model whose embeddings are indexed; saved, and checked on load.
+
     Attributes:
         backend: the backend's name in :data:`retrieval.index.INDEX_BACKENDS` and in ``meta.json``.
         fingerprint: fingerprint of the model that made the vectors (None when unknown).
@@ -150,10 +154,6 @@ class VectorIndex(ABC):
     backend: ClassVar[str]
 
     def __init__(self, dim: int, fingerprint: str | None = None):
-        """Args:
-        dim: vector dimension d.
-        fingerprint: fingerprint of the model whose embeddings are indexed; saved and checked on load.
-        """
         if int(dim) < 1:
             raise ValueError(f"dim must be a positive integer, got {dim}")
         self._dim = int(dim)
@@ -287,7 +287,7 @@ class VectorIndex(ABC):
         Args:
             folder: destination folder; if it exists it must hold an index (or be empty).
             catalogue: metadata for the indexed tracks (see :func:`make_catalogue`); defaults to
-                ``self.catalogue``. Every indexed id must have a row.
+                ``self.catalogue``. Every indexed id must have a row. It becomes ``self.catalogue``.
 
         Returns:
             The folder.

@@ -35,9 +35,9 @@ def library_versions() -> dict[str, str]:
     import retrieval
 
     return {
-        "retrieval": retrieval.__version__,
-        "torch": torch.__version__,
-        "torchaudio": torchaudio.__version__,
+        "retrieval": str(retrieval.__version__),
+        "torch": str(torch.__version__),  # a TorchVersion object would not load with weights_only
+        "torchaudio": str(torchaudio.__version__),
         "python": platform.python_version(),
     }
 

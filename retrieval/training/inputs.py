@@ -115,7 +115,8 @@ def prepare_data(
     """
     from retrieval.data.corpus import load_corpus
 
-    corpus = load_corpus(expand_path(config.data.root))
+    splits_dir = expand_path(config.data.splits) if config.data.splits else None
+    corpus = load_corpus(expand_path(config.data.root), splits_dir=splits_dir, min_score=config.data.min_score)
     tag_frame = corpus.tags
     if vocabulary is None:
         vocabulary = build_vocabulary(list(tag_frame["tag"]), list(tag_frame["category"]), text_encoder)
@@ -179,7 +180,7 @@ def _reorder_columns(labels, tags: list[str], order: list[str]) -> torch.Tensor:
 def _prepare_mels(config: Config, corpus, ids: list[str], progress: bool):
     from retrieval.data.features import MelStore
 
-    store = MelStore(Path(corpus.root) / "mel", config.model.mel)
+    store = MelStore(Path(corpus.root) / "cache" / "mel", config.model.mel)
     located = corpus.audio_locator().locate(ids)
     if located.missing:
         log.warning("%d tracks have no audio file (e.g. %s)", len(located.missing), located.missing[:3])

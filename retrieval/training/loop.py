@@ -95,9 +95,9 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             optimizer.step()
-            total += float(out["loss"])
+            total += out["loss"].item()
             triplets += out["triplets"]
-            bar.set_postfix(loss=f"{float(out['loss']):.4f}")
+            bar.set_postfix(loss=f"{out['loss'].item():.4f}")
         seconds = time.perf_counter() - started
         record = {
             "epoch": epoch + 1,

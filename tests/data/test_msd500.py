@@ -152,8 +152,9 @@ def test_write_track_tags_refuses_what_the_reader_rejects(
 ) -> None:
     frame = read_track_tags(write(tmp_path, TRACK_TAGS))
     frame.loc[2, column] = value
-    with pytest.raises(ValueError, match=f"{fragment} in row 2"):
+    with pytest.raises(ValueError, match=fragment) as caught:
         write_track_tags(frame, tmp_path / "out.tsv")
+    assert "in row 2" in str(caught.value)
     assert not (tmp_path / "out.tsv").exists()
 
 
@@ -275,6 +276,21 @@ def test_write_unique_tracks_refuses_sep_in_artist(tmp_path: Path) -> None:
     frame = pd.DataFrame({"track_id": ["TRA"], "song_id": ["SOA"], "artist": ["A<SEP>B"], "title": ["t"]})
     with pytest.raises(ValueError, match="artist"):
         write_unique_tracks(frame, tmp_path / "u.txt")
+
+
+@pytest.mark.parametrize(
+    ("reader", "text"),
+    [
+        (read_track_tags, TRACK_TAGS),
+        (read_selected_tags, "rock\tgenre\n"),
+        (read_unique_tracks, "TRA<SEP>SOA<SEP>A<SEP>T\n"),  # fast path
+        (read_unique_tracks, "TRA<SEP>SOA<SEP>A<SEP>T<SEP>x\n"),  # exact path
+    ],
+)
+def test_returned_frames_are_writable(tmp_path: Path, reader, text: str) -> None:
+    frame = reader(write(tmp_path, text))
+    for column in frame.columns:
+        frame.loc[0, column] = frame.loc[0, column]  # raises on read-only (copy-on-write view) arrays
 
 
 # --- label matrix ------------------------------------------------------------------------------------

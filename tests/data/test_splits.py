@@ -190,10 +190,9 @@ def test_write_read_round_trip(tmp_path: Path) -> None:
     assert (tmp_path / "tags.tsv").read_text() == "tag\tcategory\nrock\tgenre\nsad\tmood/character\n"
     again = read_splits(tmp_path)
     assert again == dataclasses.replace(splits, artist_of={**splits.artist_of, "SOA": "Tab Artist"})
-    assert read_split_tags(tmp_path).to_dict("list") == {
-        "tag": ["rock", "sad"],
-        "category": ["genre", "mood"],
-    }
+    tags = read_split_tags(tmp_path)
+    assert tags.to_dict("list") == {"tag": ["rock", "sad"], "category": ["genre", "mood"]}
+    tags.loc[0, "category"] = "mood"  # writable, not a read-only view
 
 
 def test_write_without_unlabeled_or_categories(tmp_path: Path) -> None:

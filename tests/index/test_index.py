@@ -1,4 +1,4 @@
-"""Vector indexes: exact search against a float64 brute force, annoy against exact, folders, catalogue, errors."""
+"""Vector indexes: exact vs a float64 brute force, annoy vs exact, index folders, catalogue, bad input."""
 
 from __future__ import annotations
 
@@ -78,13 +78,14 @@ def annoy_index(catalogue: tuple[np.ndarray, np.ndarray]) -> AnnoyIndex:
 
 def small_index(backend: str, n: int = 50, dim: int = 8, seed: int = 1, fingerprint: str = "model-a"):
     vectors = np.random.default_rng(seed).standard_normal((n, dim))
-    index = create_index(backend, dim, fingerprint=fingerprint, **({"n_trees": 4} if backend == "annoy" else {}))
+    params = {"n_trees": 4} if backend == "annoy" else {}
+    index = create_index(backend, dim, fingerprint=fingerprint, **params)
     index.add(ids_for(n), vectors)
     index.build()
     return index, vectors
 
 
-# ---------------------------------------------------------------------- 1. shapes and types
+# ------------------------------------------------ 1. shapes and types
 @pytest.mark.parametrize("backend", sorted(INDEX_BACKENDS))
 def test_search_shapes_and_types(backend: str) -> None:
     index, vectors = small_index(backend)
@@ -105,7 +106,7 @@ def test_hit_reads_well_and_is_frozen() -> None:
         hit.score = 1.0  # type: ignore[misc]
 
 
-# ---------------------------------------------------------------------- 2. against a reference
+# ------------------------------------------------ 2. against a reference
 def test_exact_matches_float64_brute_force(catalogue: tuple[np.ndarray, np.ndarray]) -> None:
     tracks, queries = catalogue[0][:3000], catalogue[1][:40]
     # A tiny score budget forces one query per block: the batching must not change results.
@@ -158,7 +159,7 @@ def test_annoy_scores_are_exact_cosines_sorted(exact: ExactIndex, annoy_index: A
     assert (np.diff(scores, axis=1) <= 0).all()
 
 
-# ---------------------------------------------------------------------- 3. invariants
+# ------------------------------------------------ 3. invariants
 @pytest.mark.parametrize("backend", sorted(INDEX_BACKENDS))
 def test_a_track_is_its_own_nearest_neighbour(backend: str) -> None:
     index, vectors = small_index(backend)
@@ -219,7 +220,7 @@ def test_exact_can_grow_after_build() -> None:
     assert ids.tolist() == [["new"]] and len(index) == 6
 
 
-# ---------------------------------------------------------------------- folders: round trip, fingerprint, atomicity
+# ------------------------------------------------ folders: round trip, fingerprints, atomicity
 @pytest.mark.parametrize("backend", sorted(INDEX_BACKENDS))
 def test_save_load_round_trip(backend: str, tmp_path: Path) -> None:
     index, vectors = small_index(backend)
@@ -323,11 +324,12 @@ def test_unknown_backend_lists_the_valid_ones() -> None:
         create_index("faiss", 8)
 
 
-# ---------------------------------------------------------------------- catalogue and hits
+# ------------------------------------------------ catalogue and hits
 def test_attach_metadata_builds_sorted_hits() -> None:
-    catalogue = make_catalogue(["a", "b"], titles=["Alpha", None], artists=["X", "Y"], tags=[("rock", "pop"), ()],
-                               audio_paths=["/music/a.mp3", None])
-    hits = attach_metadata(np.array([["b", "a"], ["a", "zzz"]]), np.array([[0.9, 0.5], [0.8, 0.1]]), catalogue)
+    catalogue = make_catalogue(["a", "b"], titles=["Alpha", None], artists=["X", "Y"],
+                               tags=[("rock", "pop"), ()], audio_paths=["/music/a.mp3", None])
+    ids, scores = np.array([["b", "a"], ["a", "zzz"]]), np.array([[0.9, 0.5], [0.8, 0.1]])
+    hits = attach_metadata(ids, scores, catalogue)
     assert [[hit.track_id for hit in row] for row in hits] == [["b", "a"], ["a", "zzz"]]
     assert hits[0][1] == Hit("a", 0.5, "Alpha", "X", ("rock", "pop"), "/music/a.mp3")
     assert hits[0][0].title is None and hits[0][0].artist == "Y"

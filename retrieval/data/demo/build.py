@@ -178,13 +178,6 @@ class DemoSummary:
             lines.append(f"  skipped {len(self.skipped)} pieces: " + "; ".join(self.skipped))
         return "\n".join(lines)
 
-    def to_json(self) -> dict:
-        data = dataclasses.asdict(self)
-        data["out"] = str(self.out)
-        data["skipped"] = list(self.skipped)
-        del data["cached"]
-        return data
-
     @classmethod
     def from_json(cls, data: dict, out: Path, cached: bool) -> DemoSummary:
         fields = {f.name for f in dataclasses.fields(cls)}
