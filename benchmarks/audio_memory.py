@@ -1,4 +1,4 @@
-"""Peak memory and wall time of reading a long track: crops, streamed mel, full decode, naive decode.
+"""Peak memory and wall time of reading a long track: crops, streaming, mel, full decode, naive decode.
 
     python benchmarks/audio_memory.py                        # a 10-minute 44.1 kHz stereo FLAC
     python benchmarks/audio_memory.py --minutes 3 --format OGG
@@ -7,9 +7,10 @@ Generates the track (seeded tones + noise, written in blocks) in a temporary fol
 a fresh process so that one case's allocations cannot hide another's:
 
     (a) load_crops      8 crops of 173 frames (~4 s each), the paper's evaluation input
-    (b) mel_of_file     the whole track's log-mel, streamed in 30-s blocks
-    (c) load_audio      the whole track, decoded in blocks into one output array
-    (d) naive           soundfile.read of the whole file + one torchaudio resample (what (c) avoids)
+    (b) stream_audio    every 30-s block of the track, each dropped once received
+    (c) mel_of_file     the whole track's log-mel, streamed in 30-s blocks
+    (d) load_audio      the whole track, decoded in chunks into one output array
+    (e) naive           soundfile.read of the whole file + one torchaudio resample (what (d) avoids)
 
 Each process first runs its case on a 2-s file of the same format (so library loading, thread pools and
 kernels are not counted), then resets the kernel's resident-memory high-water mark
@@ -18,9 +19,10 @@ kernels are not counted), then resets the kernel's resident-memory high-water ma
     peak RSS increase   = VmHWM after − VmRSS before           (all allocations: numpy, torch, libsndfile)
     tracemalloc peak    = peak of Python-tracked allocations     (numpy arrays; not torch tensors)
     ratio               = peak RSS increase / decoded mono size, with
-    decoded mono size   = samples at 22,050 Hz × 4 bytes        (52.9 MB for 10 minutes)
+    decoded mono size   = samples at 22,050 Hz × 4 bytes        (50.5 MiB for 10 minutes)
 
-Prints a markdown table. Figures depend on the machine's allocator and load; run on an idle machine.
+Prints a markdown table. Figures depend on the machine's allocator and load; on a busy machine pass
+``--threads 1`` (torch's intra-op threads fighting over few cores can make each call several times slower).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ N_CROPS = 8
 WRITE_BLOCK_S = 10.0
 WARMUP_S = 2.0
 SUBTYPES = {"FLAC": "PCM_16", "OGG": "VORBIS", "WAV": "PCM_16", "MP3": "MPEG_LAYER_III"}
-CASES = ("load_crops", "mel_of_file", "load_audio", "naive")
+CASES = ("load_crops", "stream_audio", "mel_of_file", "load_audio", "naive")
 
 
 def write_track(path: Path, seconds: float, fmt: str, seed: int = 0) -> None:
@@ -72,11 +74,14 @@ def run_case(case: str, path: str) -> None:
     import torch
     import torchaudio
 
-    from retrieval.audio import MelConfig, load_audio, load_crops, mel_of_file
+    from retrieval.audio import MelConfig, load_audio, load_crops, mel_of_file, stream_audio
 
     config = MelConfig(sample_rate=SAMPLE_RATE)
     if case == "load_crops":
         load_crops(path, SAMPLE_RATE, config.samples_for_frames(CROP_FRAMES), N_CROPS)
+    elif case == "stream_audio":
+        for _block in stream_audio(path, SAMPLE_RATE):
+            pass
     elif case == "mel_of_file":
         mel_of_file(path, config)
     elif case == "load_audio":
@@ -99,8 +104,12 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
-def measure(case: str, path: str, warmup_path: str) -> dict[str, float]:
-    """In a fresh process: warm up, reset the peak, run the case once; return MB and seconds."""
+def measure(case: str, path: str, warmup_path: str, threads: int | None) -> dict[str, float]:
+    """In a fresh process: warm up, reset the peak, run the case once; return MiB and seconds."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     run_case(case, warmup_path)
     before_kb = _status_kb("VmRSS") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
@@ -127,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the generated track")
     parser.add_argument("--format", default="FLAC", choices=sorted(SUBTYPES), help="container of the track")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per case (default: torch's; 1 on a busy machine)",
+    )
     args = parser.parse_args(argv)
 
     import soundfile as sf
@@ -139,16 +154,20 @@ def main(argv: list[str] | None = None) -> int:
         write_track(warmup_path, WARMUP_S, args.format, seed=1)
         info = sf.info(path)
         decoded_mb = -(-info.frames * SAMPLE_RATE // info.samplerate) * 4 / 2**20
+        disk_mb, write_s = path.stat().st_size / 2**20, time.perf_counter() - started
+        threads = args.threads or "torch default"
         print(
             f"track: {args.minutes:g} min, {info.samplerate} Hz, {info.channels} ch, {args.format}, "
-            f"{path.stat().st_size / 2**20:.1f} MB on disk (written in {time.perf_counter() - started:.1f} s); "
-            f"decoded mono at {SAMPLE_RATE} Hz = {decoded_mb:.1f} MB\n"
+            f"{disk_mb:.1f} MiB on disk (written in {write_s:.1f} s);\n"
+            f"decoded mono at {SAMPLE_RATE} Hz = {decoded_mb:.1f} MiB; torch threads: {threads}\n"
         )
-        print("| case | peak RSS increase (MB) | tracemalloc peak (MB) | ratio to decoded mono | wall (s) |")
+        print(
+            "| case | peak RSS increase (MiB) | tracemalloc peak (MiB) | ratio to decoded mono | wall (s) |"
+        )
         print("|---|---:|---:|---:|---:|")
         for case in CASES:
             with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-                result = pool.submit(measure, case, str(path), str(warmup_path)).result()
+                result = pool.submit(measure, case, str(path), str(warmup_path), args.threads).result()
             print(
                 f"| {case} | {result['rss_mb']:.1f} | {result['traced_mb']:.1f} | "
                 f"{result['rss_mb'] / decoded_mb:.2f} | {result['seconds']:.2f} |"

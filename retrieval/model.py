@@ -185,17 +185,21 @@ class JointModel(nn.Module):
         """Factor that turns index dot products into the model's similarity s (√2 for gated, else 1)."""
         return math.sqrt(2.0) if self.modality == "gated" else 1.0
 
-    def similarities(self, word_vectors: torch.Tensor, tracks: TrackInputs) -> dict[str, torch.Tensor]:
+    def similarities(self, word_vectors: torch.Tensor, track_parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Query × track similarity matrices (B_q, B_t) that training puts a triplet loss on.
 
-        Returns {"shared": cos} for single-space models; for gated {"fused": s, "audio": cos_a,
-        "cultural": cos_c} where s mixes the two with the query's gate.
+        Args:
+            word_vectors: (B_q, text_dim) query word vectors.
+            track_parts: :meth:`track_parts` of the tracks (computed once by the caller, who may need it too).
+
+        Returns:
+            {"shared": cos} for single-space models; for gated {"fused": s, "audio": cos_a, "cultural": cos_c}
+            where s mixes the two with the query's gate.
         """
         text = self.text_parts(word_vectors)
-        track = self.track_parts(tracks)
         if self.modality != "gated":
-            return {"shared": text["shared"] @ track["shared"].T}
-        cos_audio = text["audio"] @ track["audio"].T
-        cos_cultural = text["cultural"] @ track["cultural"].T
+            return {"shared": text["shared"] @ track_parts["shared"].T}
+        cos_audio = text["audio"] @ track_parts["audio"].T
+        cos_cultural = text["cultural"] @ track_parts["cultural"].T
         g = self.gate_weight(word_vectors).unsqueeze(-1)
         return {"fused": g * cos_audio + (1 - g) * cos_cultural, "audio": cos_audio, "cultural": cos_cultural}

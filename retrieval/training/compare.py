@@ -75,11 +75,12 @@ def run_table(table: str | Path, out: str | Path, overrides: list[str] | tuple =
 def format_markdown(results: list[dict]) -> str:
     """A markdown table: one row per run; MAP, P@10, ROC-AUC, then MAP per category."""
     categories = sorted({c for r in results for c in r["summary"]["per_category"]})
-    head = ["run", "MAP", "P@10", "ROC-AUC", *[f"MAP {c}" for c in categories]]
+    k = results[0]["summary"]["k"]
+    head = ["run", "MAP", f"P@{k}", "ROC-AUC", *[f"MAP {c}" for c in categories]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         s = r["summary"]
-        cells = [r["name"], _number(s["map"]), _number(s["p_at_10"]), _number(s["roc_auc"])]
+        cells = [r["name"], _number(s["map"]), _number(s[f"p_at_{k}"]), _number(s["roc_auc"])]
         cells += [_number(s["per_category"].get(c, {}).get("map")) for c in categories]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -48,14 +48,14 @@ def training_step(model, data: ExperimentData, sampler, config: TrainConfig, gen
     labels = data.splits["train"].labels
     tags, positives = sampler.sample(config.batch_size, generator)
     inputs = data.random_inputs("train", positives, generator)
-    sims = model.similarities(data.vocabulary.vectors[tags], inputs)
+    parts = model.track_parts(inputs)
+    sims = model.similarities(data.vocabulary.vectors[tags], parts)
     main = sims.get("fused", sims.get("shared"))
     triplets = mine_negatives(
         tags, positives, labels, similarity=main.detach(), weighted=config.negatives == "weighted", generator=generator
     )
     loss = sum(triplet_loss_from_similarity(s, triplets, config.margin) for s in sims.values())
     if model.modality == "gated":
-        parts = model.track_parts(inputs)
         has = parts["has_listening"]
         if has.any():
             cos = F.cosine_similarity(parts["cultural_predicted"][has], parts["cultural_target"][has].detach())

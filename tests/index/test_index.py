@@ -206,6 +206,15 @@ def test_bad_input_is_refused(backend: str) -> None:
         index.build()
 
 
+def test_annoy_returns_k_distinct_results_even_with_a_tiny_search_k() -> None:
+    vectors = np.random.default_rng(3).standard_normal((2000, 8))
+    index = AnnoyIndex(8, n_trees=3, search_k=1)  # fewer candidates than k: raised to n_trees · k
+    index.add(ids_for(2000), vectors)
+    index.build()
+    ids, _ = index.search(vectors[:50], k=K)
+    assert ids.shape == (50, K) and all(len(set(row)) == K for row in ids.tolist())
+
+
 def test_annoy_cannot_grow_after_build() -> None:
     index, _ = small_index("annoy")
     with pytest.raises(RuntimeError, match="cannot grow after build"):

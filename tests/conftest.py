@@ -1,0 +1,29 @@
+"""Shared fixtures: a tiny demo corpus generated once per test session (seconds, not minutes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread() -> None:
+    # The CI machine has 2 cores; tiny tensors are faster on one thread and results stay reproducible.
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 48-track demo corpus with 5-second previews, in the MSD500 layout."""
+    from retrieval.data.demo import build_demo_corpus
+
+    root = tmp_path_factory.mktemp("corpus") / "demo"
+    build_demo_corpus(root, n_tracks=48, seed=0, seconds=5.0, workers=1, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_config_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "configs" / "demo" / "tiny.yaml"
