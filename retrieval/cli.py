@@ -3,6 +3,8 @@
     retrieval demo [--home DIR]                               `make demo`: corpus → train → evaluate → search
     retrieval data demo --out DIR [--tracks N] [--seed S]     build the demo corpus (MSD500 layout)
     retrieval data summary DIR                                what a corpus holds
+    retrieval data subset DIR --top-n 100 --out SPLITS        the paper's subset builder (artist split)
+    retrieval data import-splits DIR PUBLISHED --out SPLITS   the authors' published splits → TSV
     retrieval train --config configs/X.yaml --out RUN [--set key=value ...] [--resume]
     retrieval evaluate RUN [--split test] [--json]
     retrieval compare TABLE.yaml --out DIR                    train + evaluate several configs → table.md
@@ -37,6 +39,31 @@ def _data_summary(args: argparse.Namespace) -> int:
 
     corpus = load_corpus(Path(args.root))
     print(corpus.summary())
+    return 0
+
+
+def _data_subset(args: argparse.Namespace) -> int:
+    from retrieval.data.corpus import artist_mapping, load_corpus
+    from retrieval.data.splits import build_splits, write_splits
+
+    corpus = load_corpus(Path(args.root))
+    splits = build_splits(corpus.track_tags, artist_mapping(corpus.tracks), top_n=args.top_n,
+                          min_score=args.min_score, min_per_split=args.min_per_split, seed=args.seed)
+    write_splits(splits, Path(args.out), categories=corpus.categories)
+    sizes = ", ".join(f"{name} {len(splits.ids(name))}" for name in ("train", "valid", "test"))
+    print(f"wrote {args.out}: {len(splits.tags)} tags; {sizes} tracks (artist-disjoint)")
+    return 0
+
+
+def _data_import_splits(args: argparse.Namespace) -> int:
+    from retrieval.data.corpus import artist_mapping, load_corpus
+    from retrieval.data.splits import read_published_splits, write_splits
+
+    corpus = load_corpus(Path(args.root))
+    splits = read_published_splits(Path(args.published), prefix=args.prefix,
+                                   artist_of=artist_mapping(corpus.tracks))
+    write_splits(splits, Path(args.out), categories=corpus.categories)
+    print(f"wrote {args.out}: {len(splits.tags)} tags from the published splits in {args.published}")
     return 0
 
 
@@ -119,6 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     summary = data_commands.add_parser("summary", help="tracks, tags per category and listeners of a corpus")
     summary.add_argument("root")
     summary.set_defaults(func=_data_summary)
+
+    subset = data_commands.add_parser("subset", help="the paper's MSD500/MSD100/MSD50 subset + artist split")
+    subset.add_argument("root", help="corpus folder (track_tags.tsv, unique_tracks.txt, ...)")
+    subset.add_argument("--out", required=True, help="split folder to write (train/valid/test.tsv, tags.tsv)")
+    subset.add_argument("--top-n", type=int, default=None, help="keep the N most frequent tags (100, 50)")
+    subset.add_argument("--min-score", type=float, default=50.0)
+    subset.add_argument("--min-per-split", type=int, default=100, help="tracks every tag needs in each split")
+    subset.add_argument("--seed", type=int, default=0)
+    subset.set_defaults(func=_data_subset)
+    imported = data_commands.add_parser("import-splits", help="convert the authors' published *_ids.npy splits")
+    imported.add_argument("root", help="corpus folder")
+    imported.add_argument("published", help="folder with train_ids.npy, valid_ids.npy, test_ids.npy, tags.npy")
+    imported.add_argument("--prefix", default="", help='file-name prefix, e.g. "sub_"')
+    imported.add_argument("--out", required=True)
+    imported.set_defaults(func=_data_import_splits)
 
     train = commands.add_parser("train", help="train a model from a config")
     train.add_argument("--config", required=True)

@@ -17,6 +17,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
+import retrieval.audio as audio_module
 from retrieval.audio import (
     AudioInfo,
     MelConfig,
@@ -170,6 +171,29 @@ def test_every_reader_matches_the_one_shot_decode(tmp_path, name, rate, channels
     # this is what exposes libsndfile's inexact seeks).
     crops = load_crops(path, TARGET_RATE, crop_samples=round(0.2 * TARGET_RATE), n_crops=9)
     np.testing.assert_allclose(crops, equally_spaced_crops(reference, round(0.2 * TARGET_RATE), 9), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "rate", "channels", "noise"),
+    [
+        ("a.flac", 44100, 2, 0.05),
+        ("b.wav", 8000, 1, 0.05),
+        ("c.ogg", 48000, 2, 0.05),
+        ("d.mp3", 44100, 2, 0.0),
+    ],
+)
+def test_long_reads_decoded_in_chunks_match_the_one_shot_decode(
+    tmp_path, monkeypatch, name, rate, channels, noise
+):
+    # Reads longer than DECODE_CHUNK_S are decoded chunk after chunk, each continuing the previous one
+    # (except MP3, whose continued reads libsndfile gets wrong); shrink the chunk to exercise that path.
+    monkeypatch.setattr(audio_module, "DECODE_CHUNK_S", 0.29)
+    path = write_audio(tmp_path, name, rate, seconds=2.0, channels=channels, noise=noise)
+    reference = reference_decode(path)
+    np.testing.assert_allclose(load_audio(path, TARGET_RATE), reference, atol=1e-6)
+    np.testing.assert_allclose(
+        np.concatenate(list(stream_audio(path, TARGET_RATE, 0.7))), reference, atol=1e-6
+    )
 
 
 def test_load_crops_of_a_file_shorter_than_one_crop_is_zero_padded(tmp_path):

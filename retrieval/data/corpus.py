@@ -118,9 +118,7 @@ class Corpus:
         """Readable counts: tracks per split, tags per category and (reading the Taste Profile) listeners."""
         lines = [f"corpus {self.root}", f"  tracks: {len(self.song_ids())}"]
         if self.splits is not None:
-            sizes = ", ".join(f"{name} {len(self.splits.ids(name))}" for name in SPLIT_NAMES)
-            if self.splits.unlabeled:
-                sizes += f", unlabeled {len(self.splits.unlabeled)}"
+            sizes = ", ".join(f"{name} {len(self.splits.ids(name))}" for name in SPLIT_NAMES if self.splits.ids(name))
             lines.append(f"  splits: {sizes}")
         per_category = self.tags.groupby("category", sort=True)["tag"].count()
         lines.append(f"  tags: {len(self.tags)} ({', '.join(f'{c} {n}' for c, n in per_category.items())})")

@@ -77,6 +77,8 @@ MIN_TAGS = 60
 """A build of at least :data:`DEFAULT_N_TRACKS` tracks must keep this many tags (checked)."""
 MIN_TRACKS_PER_TAG = 30
 """Tags on fewer tracks are dropped (scaled down for smaller builds, see :func:`build_thresholds`)."""
+MIN_ARTISTS_PER_TAG = 6
+"""Tags held by fewer artists are dropped: they could not reach all three splits of an artist split."""
 MIN_PER_SPLIT = 3
 """Tracks per tag required in each of train/valid/test at the default size (scaled for smaller builds)."""
 UNLABELED_SHARE = 0.10
@@ -136,7 +138,7 @@ class DemoSummary:
         n_triplets: lines of ``train_triplets.txt``.
         split_sizes: tracks per split.
         skipped: ``"piece: error"`` for every piece skipped.
-        dropped_tags: tags dropped as too rare → their track counts.
+        dropped_tags: tags dropped as too rare → ``{"tracks": n, "artists": m}``.
     """
 
     out: Path
@@ -150,7 +152,7 @@ class DemoSummary:
     n_triplets: int = 0
     split_sizes: dict[str, int] = field(default_factory=dict)
     skipped: tuple[str, ...] = ()
-    dropped_tags: dict[str, int] = field(default_factory=dict)
+    dropped_tags: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def n_tags(self) -> int:
@@ -172,7 +174,10 @@ class DemoSummary:
         if self.dropped_tags:
             lines.append(
                 f"  dropped {len(self.dropped_tags)} rare tags: "
-                + ", ".join(f"{t} ({n})" for t, n in self.dropped_tags.items())
+                + ", ".join(
+                    f"{t} ({d['tracks']} tracks, {d['artists']} artists)"
+                    for t, d in self.dropped_tags.items()
+                )
             )
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} pieces: " + "; ".join(self.skipped))
@@ -186,16 +191,18 @@ class DemoSummary:
         return cls(**values)
 
 
-def build_thresholds(n_tracks: int) -> tuple[int, int]:
-    """``(min_tracks_per_tag, min_per_split)`` for a build of ``n_tracks``.
+def build_thresholds(n_tracks: int) -> tuple[int, int, int]:
+    """``(min_tracks_per_tag, min_artists_per_tag, min_per_split)`` for a build of ``n_tracks``.
 
-    At the default size and above: (:data:`MIN_TRACKS_PER_TAG`, :data:`MIN_PER_SPLIT`). Smaller
-    (test) builds scale both down in proportion, so a tiny corpus still has tags and splits.
+    At the default size and above: (:data:`MIN_TRACKS_PER_TAG`, :data:`MIN_ARTISTS_PER_TAG`,
+    :data:`MIN_PER_SPLIT`). Smaller (test) builds scale the track counts down in proportion and need no
+    artist spread when they need no per-split minimum, so a tiny corpus still has tags and splits.
     """
     scale = min(n_tracks / DEFAULT_N_TRACKS, 1.0)
     min_per_split = int(MIN_PER_SPLIT * scale)
     min_tracks = max(math.ceil(MIN_TRACKS_PER_TAG * scale), len(SPLIT_FRACTIONS) * min_per_split, 1)
-    return min_tracks, min_per_split
+    min_artists = MIN_ARTISTS_PER_TAG if min_per_split > 0 else 1
+    return min_tracks, min_artists, min_per_split
 
 
 def build_demo_corpus(
@@ -615,8 +622,8 @@ def _write_tables(
     from retrieval.data import msd500, splits, taste_profile
 
     truth, sources = _annotations(tracks, pieces)
-    min_tracks, min_per_split = build_thresholds(n_tracks)
-    truth, dropped = tags.drop_rare(truth, min_tracks)
+    min_tracks, min_artists, min_per_split = build_thresholds(n_tracks)
+    truth, dropped = tags.drop_rare(truth, min_tracks, min_artists, tracks["artist"].to_numpy())
     vocabulary = _category_order(truth.drop_duplicates("tag")[["tag", "category"]])
     counts = truth.groupby("tag")["track_index"].nunique()
     if n_tracks >= DEFAULT_N_TRACKS and (len(vocabulary) < MIN_TAGS or counts.min() < MIN_TRACKS_PER_TAG):
@@ -659,7 +666,11 @@ def _write_tables(
 
     artist_of = dict(zip(tracks["song_id"], tracks["artist"], strict=True))
     unlabeled = _unlabeled_songs(
-        tracks, scored, len(SPLIT_FRACTIONS) * min_per_split, np.random.default_rng([seed, _UNLABELED_STREAM])
+        tracks,
+        scored,
+        len(SPLIT_FRACTIONS) * min_per_split,
+        min_artists if min_per_split else 0,
+        np.random.default_rng([seed, _UNLABELED_STREAM]),
     )
     labeled = track_tags[~track_tags["song_id"].isin(unlabeled)]
     split = splits.build_splits(
@@ -689,7 +700,7 @@ def _write_tables(
         "n_plays": int(profile.counts.sum()),
         "n_triplets": len(profile.counts),
         "split_sizes": {name: len(split.ids(name)) for name in splits.SPLIT_NAMES},
-        "dropped_tags": {t: int(n) for t, n in dropped.items()},
+        "dropped_tags": dropped,
     }
     return {
         "summary": summary,
@@ -715,7 +726,11 @@ def _write_tables(
             "weak_share": tags.WEAK_SHARE,
             "noise_tags_per_track": tags.NOISE_TAGS_PER_TRACK,
         },
-        "thresholds": {"min_tracks_per_tag": min_tracks, "min_per_split": min_per_split},
+        "thresholds": {
+            "min_tracks_per_tag": min_tracks,
+            "min_artists_per_tag": min_artists,
+            "min_per_split": min_per_split,
+        },
         "splits": {
             "builder": "retrieval.data.splits.build_splits",
             "by": "artist",
@@ -770,19 +785,21 @@ def _listener_attributes(tracks: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFr
 
 
 def _unlabeled_songs(
-    tracks: pd.DataFrame, scored: pd.DataFrame, min_tracks: int, rng: np.random.Generator
+    tracks: pd.DataFrame, scored: pd.DataFrame, min_tracks: int, min_artists: int, rng: np.random.Generator
 ) -> list[str]:
     """Song ids of whole artists held out as the unlabeled split (about :data:`UNLABELED_SHARE` of tracks).
 
     Artists are visited in a seeded random order; one is held out only if every tag it carries keeps
-    at least ``min_tracks`` labelled tracks (score ≥ 50) without it.
+    at least ``min_tracks`` labelled tracks (score ≥ 50) and ``min_artists`` labelled artists without
+    it, so the artist split of the rest can still give every tag tracks in every split.
     """
     good = scored[scored["score"] >= tags.SCORE_THRESHOLD]
     artist_codes, artists = pd.factorize(tracks["artist"], sort=True)
     tag_codes, tag_names = pd.factorize(good["tag"], sort=True)
     per_artist = np.zeros((len(artists), len(tag_names)), dtype=np.int64)
     np.add.at(per_artist, (artist_codes[good["track_index"].to_numpy()], tag_codes), 1)
-    remaining = per_artist.sum(axis=0)
+    tracks_left = per_artist.sum(axis=0)
+    artists_left = (per_artist > 0).sum(axis=0)
     tracks_per_artist = np.bincount(artist_codes, minlength=len(artists))
     target = UNLABELED_SHARE * len(tracks)
     held, held_tracks = [], 0
@@ -790,12 +807,14 @@ def _unlabeled_songs(
         if held_tracks >= target:
             break
         carried = per_artist[a] > 0
-        if np.all(remaining[carried] - per_artist[a, carried] >= min_tracks):
+        if np.all(tracks_left[carried] - per_artist[a, carried] >= min_tracks) and np.all(
+            artists_left[carried] - 1 >= min_artists
+        ):
             held.append(a)
             held_tracks += tracks_per_artist[a]
-            remaining = remaining - per_artist[a]
-    held_mask = np.isin(artist_codes, held)
-    return tracks.loc[held_mask, "song_id"].tolist()
+            tracks_left = tracks_left - per_artist[a]
+            artists_left = artists_left - carried
+    return tracks.loc[np.isin(artist_codes, held), "song_id"].tolist()
 
 
 def _remove_stale_audio(out: Path, keep: set[str]) -> None:

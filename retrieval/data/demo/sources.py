@@ -14,11 +14,12 @@ This module knows *what* each source is; it does not render anything.
 * :func:`parse_piece` parses one piece with ``music21`` (the slow step, done once per piece).
 
 Artists: a composer or a collection is far too large a unit for an artist-level split (every tag of
-a collection would land in one split), so each collection is divided into *volumes* of consecutive
-groups (an ABC file's tunes in file order, a mass, an opus) and each volume is one artist, e.g.
-``"O'Neill's Music of Ireland (1850), vol. 3"``. For the Classical quartets the volume is the opus
-(``"L. van Beethoven (op. 59 no. 1)"``). All renders of one piece share its artist, so no piece
-is ever split across train and test.
+a collection would land in one split), so each collection is divided into *volumes* and each volume is
+one artist, e.g. ``"O'Neill's Music of Ireland (1850), vol. 3"``. Volumes are made of groups (ten
+consecutive tunes of an ABC file, a mass, five madrigals of a book) dealt round-robin, so every volume
+mixes the collection's sections (song tunes and pipe tunes, airs and dances). The trecento pieces are
+grouped by PMFC edition volume and the Classical pieces by opus (``"L. van Beethoven (op. 59 no. 1)"``).
+All renders of one piece share its artist, so no piece is ever split across train and test.
 
 Left out on purpose: the Beethoven quartets stored whole in one file (20–80 s to parse each, for a
 15 s excerpt; their per-movement files are used instead); the ``nottingham-dataset`` folder of this
@@ -302,7 +303,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         sacred=True,
         instruments=(*_CHURCH, "harpsichord"),
         pace=(1.2, 3.5),
-        renders=2,
+        renders=3,
         share=0.10,
         about="Johann Sebastian Bach's four-part chorales, harmonisations of Lutheran hymns written in "
         "Leipzig for his cantatas and passions in the 1720s and 1730s.",
@@ -320,7 +321,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         sacred=True,
         instruments=("choir", "organ", "strings"),
         pace=(1.0, 3.5),
-        renders=2,
+        renders=4,
         share=0.08,
         about="Giovanni Pierluigi da Palestrina's masses, published in Rome between 1554 and 1601, are "
         "models of Renaissance Latin polyphony.",
@@ -338,7 +339,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         sacred=False,
         instruments=("choir", "recorder", "harp", "organ", "strings"),
         pace=(1.5, 4.0),
-        renders=3,
+        renders=5,
         share=0.05,
         about="Fourteenth-century Italian polyphony edited in Polyphonic Music of the Fourteenth Century: "
         "Latin mass movements and motets, Italian madrigals and ballate.",
@@ -356,7 +357,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         sacred=False,
         instruments=("choir", "harpsichord", "strings", "guitar"),
         pace=(1.5, 4.5),
-        renders=3,
+        renders=5,
         share=0.05,
         about="Claudio Monteverdi's five-voice Italian madrigals, Books 3 (1592), 4 (1603) and 5 (1605).",
     ),
@@ -500,7 +501,7 @@ def catalogue(collection: Collection, root: Path | None = None) -> list[Piece]:
 
 
 def _assign_artists(collection: Collection, pieces: list[Piece]) -> list[Piece]:
-    """Divide the collection's groups into volumes; each volume is one artist."""
+    """Deal the collection's groups round-robin into volumes; each volume is one artist."""
     groups = sorted({p.group for p in pieces})
     rank = {g: i for i, g in enumerate(groups)}
     out = []
@@ -512,7 +513,7 @@ def _assign_artists(collection: Collection, pieces: list[Piece]) -> list[Piece]:
             volume = f"PMFC vol. {int(piece.group)}" if piece.group.isdigit() else piece.group
             artist = f"{collection.artist} ({volume})"
         else:
-            volume = rank[piece.group] * collection.volumes // len(groups) + 1
+            volume = rank[piece.group] % max(collection.volumes, 1) + 1
             artist = f"{collection.artist}, vol. {volume}"
         out.append(_with_artist(piece, artist))
     return out
@@ -532,7 +533,7 @@ def _opus_label(group: str) -> str:
 
 # Consecutive tunes of an ABC file form one group (the unit volumes are made of), so that collections
 # stored in one or two files still divide into enough artists.
-_TUNES_PER_GROUP = 20
+_TUNES_PER_GROUP = 10
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 

@@ -296,21 +296,31 @@ def rule_tags(features: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def drop_rare(annotations: pd.DataFrame, min_tracks: int) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop tags carried by fewer than ``min_tracks`` tracks.
+def drop_rare(
+    annotations: pd.DataFrame, min_tracks: int, min_artists: int, artist_of_track: np.ndarray
+) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
+    """Drop tags carried by fewer than ``min_tracks`` tracks or fewer than ``min_artists`` artists.
+
+    A tag held by a handful of artists cannot reach every split of an artist-level split.
 
     Args:
         annotations: long table with ``track_index, tag, category`` (true annotations).
         min_tracks: minimum distinct tracks per tag.
+        min_artists: minimum distinct artists per tag.
+        artist_of_track: (n_tracks,) artist of each track index.
 
     Returns:
-        ``(kept annotations, {dropped tag: its track count})``.
+        ``(kept annotations, {dropped tag: {"tracks": n, "artists": m}})``.
     """
-    counts = annotations.groupby("tag")["track_index"].nunique()
-    rare = counts[counts < min_tracks]
-    return annotations[~annotations["tag"].isin(rare.index)].reset_index(
-        drop=True
-    ), rare.sort_index().to_dict()
+    artist = artist_of_track[annotations["track_index"].to_numpy()]
+    spread = (
+        annotations.assign(artist=artist)
+        .groupby("tag")
+        .agg(tracks=("track_index", "nunique"), artists=("artist", "nunique"))
+    )
+    rare = spread[(spread["tracks"] < min_tracks) | (spread["artists"] < min_artists)]
+    kept = annotations[~annotations["tag"].isin(rare.index)].reset_index(drop=True)
+    return kept, {tag: {k: int(v) for k, v in row.items()} for tag, row in rare.sort_index().iterrows()}
 
 
 def score_annotations(
