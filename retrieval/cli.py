@@ -28,8 +28,14 @@ from retrieval.errors import RetrievalError
 def _data_demo(args: argparse.Namespace) -> int:
     from retrieval.data.demo import build_demo_corpus
 
-    summary = build_demo_corpus(Path(args.out), n_tracks=args.tracks, seed=args.seed, seconds=args.seconds,
-                                workers=args.workers, progress=not args.quiet)
+    summary = build_demo_corpus(
+        Path(args.out),
+        n_tracks=args.tracks,
+        seed=args.seed,
+        seconds=args.seconds,
+        workers=args.workers,
+        progress=not args.quiet,
+    )
     print(summary.format())
     return 0
 
@@ -47,8 +53,14 @@ def _data_subset(args: argparse.Namespace) -> int:
     from retrieval.data.splits import build_splits, write_splits
 
     corpus = load_corpus(Path(args.root))
-    splits = build_splits(corpus.track_tags, artist_mapping(corpus.tracks), top_n=args.top_n,
-                          min_score=args.min_score, min_per_split=args.min_per_split, seed=args.seed)
+    splits = build_splits(
+        corpus.track_tags,
+        artist_mapping(corpus.tracks),
+        top_n=args.top_n,
+        min_score=args.min_score,
+        min_per_split=args.min_per_split,
+        seed=args.seed,
+    )
     write_splits(splits, Path(args.out), categories=corpus.categories)
     sizes = ", ".join(f"{name} {len(splits.ids(name))}" for name in ("train", "valid", "test"))
     print(f"wrote {args.out}: {len(splits.tags)} tags; {sizes} tracks (artist-disjoint)")
@@ -60,8 +72,9 @@ def _data_import_splits(args: argparse.Namespace) -> int:
     from retrieval.data.splits import read_published_splits, write_splits
 
     corpus = load_corpus(Path(args.root))
-    splits = read_published_splits(Path(args.published), prefix=args.prefix,
-                                   artist_of=artist_mapping(corpus.tracks))
+    splits = read_published_splits(
+        Path(args.published), prefix=args.prefix, artist_of=artist_mapping(corpus.tracks)
+    )
     write_splits(splits, Path(args.out), categories=corpus.categories)
     print(f"wrote {args.out}: {len(splits.tags)} tags from the published splits in {args.published}")
     return 0
@@ -73,7 +86,9 @@ def _train(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.set)
     state = train_run(config, args.out, resume=args.resume, progress=not args.quiet)
-    print(f"trained {state.epoch} epochs; best validation MAP {state.best_map:.4f} at epoch {state.best_epoch}")
+    print(
+        f"trained {state.epoch} epochs; best validation MAP {state.best_map:.4f} at epoch {state.best_epoch}"
+    )
     print(f"run: {args.out}")
     return 0
 
@@ -155,9 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     subset.add_argument("--min-per-split", type=int, default=100, help="tracks every tag needs in each split")
     subset.add_argument("--seed", type=int, default=0)
     subset.set_defaults(func=_data_subset)
-    imported = data_commands.add_parser("import-splits", help="convert the authors' published *_ids.npy splits")
+    imported = data_commands.add_parser(
+        "import-splits", help="convert the authors' published *_ids.npy splits"
+    )
     imported.add_argument("root", help="corpus folder")
-    imported.add_argument("published", help="folder with train_ids.npy, valid_ids.npy, test_ids.npy, tags.npy")
+    imported.add_argument(
+        "published", help="folder with train_ids.npy, valid_ids.npy, test_ids.npy, tags.npy"
+    )
     imported.add_argument("--prefix", default="", help='file-name prefix, e.g. "sub_"')
     imported.add_argument("--out", required=True)
     imported.set_defaults(func=_data_import_splits)
@@ -165,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model from a config")
     train.add_argument("--config", required=True)
     train.add_argument("--out", required=True, help="run folder")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
     train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     train.set_defaults(func=_train)
 
@@ -178,13 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo_all.add_argument("--home", help="library home (default $RETRIEVAL_HOME or ~/.cache/retrieval)")
     demo_all.add_argument("--config", default="configs/demo.yaml")
     demo_all.add_argument("--tracks", type=int, default=2000)
-    demo_all.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    demo_all.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
     demo_all.set_defaults(func=_demo)
 
-    compare = commands.add_parser("compare", help="train + evaluate every row of a table file; write table.md")
+    compare = commands.add_parser(
+        "compare", help="train + evaluate every row of a table file; write table.md"
+    )
     compare.add_argument("table", help="a table file, e.g. configs/demo/table.yaml")
     compare.add_argument("--out", required=True, help="folder for the runs and the table")
-    compare.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every row")
+    compare.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override for every row"
+    )
     compare.set_defaults(func=_compare)
     return parser
 

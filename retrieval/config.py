@@ -189,7 +189,9 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         return from_dict(hint, value, prefix=f"{key}.")
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"'{key}' = {value!r} is not allowed; choose one of: {', '.join(map(str, args))}")
+            raise ConfigError(
+                f"'{key}' = {value!r} is not allowed; choose one of: {', '.join(map(str, args))}"
+            )
         return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

@@ -103,7 +103,9 @@ class JointModel(nn.Module):
         self.fusion = head(2 * listening_dim) if modality == "concat" else None
         if modality == "gated":
             self.word_cultural = head(text_dim)
-            self.gate = nn.Sequential(nn.Linear(text_dim, _GATE_HIDDEN), nn.ReLU(), nn.Linear(_GATE_HIDDEN, 1))
+            self.gate = nn.Sequential(
+                nn.Linear(text_dim, _GATE_HIDDEN), nn.ReLU(), nn.Linear(_GATE_HIDDEN, 1)
+            )
             self.cold_start = head(embed_dim)
 
     @property
@@ -185,7 +187,9 @@ class JointModel(nn.Module):
         """Factor that turns index dot products into the model's similarity s (√2 for gated, else 1)."""
         return math.sqrt(2.0) if self.modality == "gated" else 1.0
 
-    def similarities(self, word_vectors: torch.Tensor, track_parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def similarities(
+        self, word_vectors: torch.Tensor, track_parts: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
         """Query × track similarity matrices (B_q, B_t) that training puts a triplet loss on.
 
         Args:

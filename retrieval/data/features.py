@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retrieval.audio import MelConfig, crop_starts, mel_of_file
+from retrieval.audio import MelConfig, equally_spaced_crops, mel_of_file
 from retrieval.data.audio_locator import sharded_path
 from retrieval.errors import AudioError
 from retrieval.fileio import atomic_path
@@ -82,14 +82,17 @@ class MelStore:
         return sharded_path(self.folder, track_id, ".npy")
 
     def build(
-        self, audio_paths: Mapping[str, str | os.PathLike[str]], workers: int | None = None, progress: bool = True
+        self,
+        audio_paths: Mapping[str, str | os.PathLike[str]],
+        workers: int | None = None,
+        progress: bool = True,
     ) -> dict[str, str]:
         """Compute the mels that are not cached yet. Returns {track_id: error message} for unreadable audio."""
         from tqdm.auto import tqdm
 
         missing = [i for i in audio_paths if not self.path(i).exists()]
         todo = [(str(audio_paths[i]), str(self.path(i)), self.config) for i in missing]
-        ids_of = {job[1]: i for i, job in zip(missing, todo)}
+        ids_of = {job[1]: i for i, job in zip(missing, todo, strict=False)}
         errors: dict[str, str] = {}
         if not todo:
             return errors
@@ -123,10 +126,11 @@ class MelStore:
 
     def track_crops(self, ids: Sequence[str], frames: int, n_crops: int) -> torch.Tensor:
         """``n_crops`` equally spaced crops covering each whole track → (B, n_crops, n_mels, frames) float32."""
-        out = np.zeros((len(ids), n_crops, self.config.n_mels, frames), dtype=np.float32)
-        for row, track_id in enumerate(ids):
-            mel = self.load(track_id)
-            for c, start in enumerate(crop_starts(mel.shape[1], frames, n_crops)):
-                piece = mel[:, start : start + frames]
-                out[row, c, :, : piece.shape[1]] = piece
-        return torch.from_numpy(out)
+        crops = [
+            equally_spaced_crops(np.asarray(self.load(i), dtype=np.float32), frames, n_crops) for i in ids
+        ]
+        return (
+            torch.from_numpy(np.stack(crops))
+            if crops
+            else torch.zeros(0, n_crops, self.config.n_mels, frames)
+        )

@@ -67,11 +67,15 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(path, "checkpoint not found; train one with `retrieval train --config CONFIG --out RUN`")
+        raise DataError(
+            path, "checkpoint not found; train one with `retrieval train --config CONFIG --out RUN`"
+        )
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
         raise DataError(path, f"not a readable checkpoint ({type(error).__name__}: {error})") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION:
-        raise DataError(path, f"unknown checkpoint format {payload.get('format') if isinstance(payload, dict) else '?'}")
+        raise DataError(
+            path, f"unknown checkpoint format {payload.get('format') if isinstance(payload, dict) else '?'}"
+        )
     return payload

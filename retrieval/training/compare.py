@@ -41,12 +41,18 @@ def read_table(path: str | Path) -> list[dict]:
     for i, row in enumerate(rows):
         unknown = set(row) - {"name", "config", "set"}
         if unknown or "name" not in row or "config" not in row:
-            raise ConfigError(f"{path}: rows[{i}] needs 'name' and 'config' (and optional 'set'); got {sorted(row)}")
-        out.append({"name": row["name"], "config": path.parent / row["config"], "set": list(row.get("set", []))})
+            raise ConfigError(
+                f"{path}: rows[{i}] needs 'name' and 'config' (and optional 'set'); got {sorted(row)}"
+            )
+        out.append(
+            {"name": row["name"], "config": path.parent / row["config"], "set": list(row.get("set", []))}
+        )
     return out
 
 
-def run_table(table: str | Path, out: str | Path, overrides: list[str] | tuple = (), progress: bool = True) -> list[dict]:
+def run_table(
+    table: str | Path, out: str | Path, overrides: list[str] | tuple = (), progress: bool = True
+) -> list[dict]:
     """Train (or reuse) and evaluate every row; returns the rows with their test summaries."""
     from retrieval.evaluation import plot_category_map
     from retrieval.training.experiment import evaluate_run, run_is_complete, train_run
@@ -59,7 +65,9 @@ def run_table(table: str | Path, out: str | Path, overrides: list[str] | tuple =
         if not run_is_complete(folder, config):
             if progress:
                 print(f"== training {row['name']} → {folder}")
-            train_run(config, folder, resume=(folder / "checkpoints" / "last.ckpt").exists(), progress=progress)
+            train_run(
+                config, folder, resume=(folder / "checkpoints" / "last.ckpt").exists(), progress=progress
+            )
         summary = evaluate_run(folder, "test", progress=progress)
         history = json.loads((folder / "history.json").read_text())
         summary["train_seconds"] = sum(h["seconds"] for h in history)

@@ -22,7 +22,7 @@ import torch
 
 from retrieval.config import Config, config_from_dict, expand_path
 from retrieval.fileio import write_text_atomic
-from retrieval.model import JointModel, TrackInputs
+from retrieval.model import JointModel
 from retrieval.training.checkpoint import load_checkpoint, save_checkpoint, state_fingerprint
 from retrieval.training.inputs import ExperimentData, Vocabulary, prepare_data
 from retrieval.training.loop import TrainState, checkpoint_dir, train
@@ -111,34 +111,21 @@ def _plain_args(args: dict) -> dict:
 
 
 # ---- embedding and evaluation ------------------------------------------------------------------------------------
-@torch.no_grad()
-def embed_tracks(model: JointModel, data: ExperimentData, split: str, n_crops: int, batch_size: int) -> torch.Tensor:
-    """Index-space vectors of every track of ``split`` → (n, model.output_dim).
+def embed_tracks(
+    model: JointModel, data: ExperimentData, split: str, n_crops: int, batch_size: int
+) -> torch.Tensor:
+    """Index-space vectors of every track of ``split`` → (n, model.output_dim); bit-identical whatever the
+    batch (see :mod:`retrieval.embedding`)."""
+    from retrieval.embedding import embed_batches
 
-    Every forward pass has the same batch shape (the last batch is zero-padded), so a track's embedding is
-    bit-identical whatever the batch it was computed in.
-    """
-    model.eval()
     n = len(data.splits[split].ids)
-    out = []
-    for start in range(0, n, batch_size):
-        rows = list(range(start, min(start + batch_size, n)))
-        inputs = data.track_inputs(split, rows, n_crops)
-        out.append(model.encode_tracks(_pad(inputs, batch_size))[: len(rows)])
-    return torch.cat(out) if out else torch.zeros(0, model.output_dim)
-
-
-def _pad(inputs: TrackInputs, size: int) -> TrackInputs:
-    def pad(x: torch.Tensor | None) -> torch.Tensor | None:
-        if x is None or len(x) == size:
-            return x
-        return torch.cat([x, torch.zeros((size - len(x), *x.shape[1:]), dtype=x.dtype)])
-
-    return TrackInputs(mel=pad(inputs.mel), listening=pad(inputs.listening), has_listening=pad(inputs.has_listening))
+    return embed_batches(model, n, lambda rows: data.track_inputs(split, rows, n_crops), batch_size)
 
 
 @torch.no_grad()
-def split_scores(model: JointModel, data: ExperimentData, split: str, n_crops: int, batch_size: int) -> np.ndarray:
+def split_scores(
+    model: JointModel, data: ExperimentData, split: str, n_crops: int, batch_size: int
+) -> np.ndarray:
     """(n_tracks, n_tags) similarity of every track of ``split`` to every tag."""
     model.eval()
     tracks = embed_tracks(model, data, split, n_crops, batch_size)
@@ -188,7 +175,9 @@ def train_run(config: Config, out: str | Path, resume: bool = False, progress: b
     if resume and not last.exists():
         raise FileNotFoundError(f"{last}: nothing to resume; start the run without --resume")
     if not resume and last.exists():
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        raise FileExistsError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
     import yaml
@@ -198,17 +187,24 @@ def train_run(config: Config, out: str | Path, resume: bool = False, progress: b
     text_encoder = build_text_encoder(config, out / "text")
     modality = config.model.modality
     data, factors = prepare_data(
-        config, text_encoder=text_encoder, progress=progress,
-        need_audio=modality != "cultural", need_listening=True,
+        config,
+        text_encoder=text_encoder,
+        progress=progress,
+        need_audio=modality != "cultural",
+        need_listening=True,
     )
     if factors is not None:
         factors.save(out / "item_factors.npz")
-    listening_dim = data.splits["train"].listening.shape[1] if data.splits["train"].listening is not None else None
+    listening_dim = (
+        data.splits["train"].listening.shape[1] if data.splits["train"].listening is not None else None
+    )
     args = model_args(config, data.vocabulary.vectors.shape[1], listening_dim)
     torch.manual_seed(config.train.seed)
     model = build_model(args)
     sampler = SAMPLERS[config.train.sampler](data.splits["train"].labels)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
+    )
     generator = torch.Generator().manual_seed(config.train.seed)
     state = None
     if resume:
@@ -218,7 +214,9 @@ def train_run(config: Config, out: str | Path, resume: bool = False, progress: b
         optimizer.load_state_dict(saved["optimizer"])
         generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
-        state = TrainState(saved["epoch"], saved["best_map"], saved["best_epoch"], json.loads(saved["history"]))
+        state = TrainState(
+            saved["epoch"], saved["best_map"], saved["best_epoch"], json.loads(saved["history"])
+        )
 
     def evaluate(m) -> float:
         return evaluate_split(m, data, "valid", config)["map"]
@@ -255,7 +253,9 @@ def load_run(run: str | Path, which: str = "best") -> Run:
     model = build_model(payload["model_args"])
     model.load_state_dict(payload["model"])
     model.eval()
-    return Run(run, config, model, Vocabulary.from_dict(payload["vocabulary"]), payload["fingerprint"], payload)
+    return Run(
+        run, config, model, Vocabulary.from_dict(payload["vocabulary"]), payload["fingerprint"], payload
+    )
 
 
 def evaluate_run(run: str | Path, split: str = "test", progress: bool = True) -> dict:
@@ -265,8 +265,11 @@ def evaluate_run(run: str | Path, split: str = "test", progress: bool = True) ->
     loaded = load_run(run)
     modality = loaded.config.model.modality
     data, _ = prepare_data(
-        loaded.config, vocabulary=loaded.vocabulary, progress=progress,
-        need_audio=modality != "cultural", need_listening=True,
+        loaded.config,
+        vocabulary=loaded.vocabulary,
+        progress=progress,
+        need_audio=modality != "cultural",
+        need_listening=True,
     )
     summary = evaluate_split(loaded.model, data, split, loaded.config)
     summary["split"] = split

@@ -46,7 +46,7 @@ class Vocabulary:
 
     @property
     def category_of(self) -> dict[str, str]:
-        return dict(zip(self.tags, self.categories))
+        return dict(zip(self.tags, self.categories, strict=False))
 
 
 @dataclass
@@ -99,8 +99,12 @@ def build_vocabulary(tags: Sequence[str], categories: Sequence[str], text_encode
 
 
 def prepare_data(
-    config: Config, vocabulary: Vocabulary | None = None, text_encoder=None, progress: bool = True,
-    need_audio: bool = True, need_listening: bool = True,
+    config: Config,
+    vocabulary: Vocabulary | None = None,
+    text_encoder=None,
+    progress: bool = True,
+    need_audio: bool = True,
+    need_listening: bool = True,
 ) -> tuple[ExperimentData, object | None]:
     """Load the corpus named by ``config.data`` and assemble :class:`ExperimentData`.
 
@@ -116,7 +120,9 @@ def prepare_data(
     from retrieval.data.corpus import load_corpus
 
     splits_dir = expand_path(config.data.splits) if config.data.splits else None
-    corpus = load_corpus(expand_path(config.data.root), splits_dir=splits_dir, min_score=config.data.min_score)
+    corpus = load_corpus(
+        expand_path(config.data.root), splits_dir=splits_dir, min_score=config.data.min_score
+    )
     tag_frame = corpus.tags
     if vocabulary is None:
         vocabulary = build_vocabulary(list(tag_frame["tag"]), list(tag_frame["category"]), text_encoder)
@@ -144,12 +150,12 @@ def prepare_data(
     if need_listening and (Path(corpus.root) / "train_triplets.txt").exists():
         factors = _fit_factors(config, corpus)
         vectors, mask = factors.lookup(all_ids)
-        listening_of = dict(zip(all_ids, vectors))
-        has_of = dict(zip(all_ids, mask))
+        listening_of = dict(zip(all_ids, vectors, strict=False))
+        has_of = dict(zip(all_ids, mask, strict=False))
         keep &= mask
         excluded["listening"] = {"no_plays": int((~mask).sum())}
 
-    kept = {i for i, k in zip(all_ids, keep) if k}
+    kept = {i for i, k in zip(all_ids, keep, strict=False) if k}
     splits: dict[str, SplitData] = {}
     for name in SPLITS:
         rows = [r for r, i in enumerate(ids_by_split[name]) if i in kept]
@@ -161,8 +167,12 @@ def prepare_data(
         has = torch.tensor([has_of.get(i, False) for i in ids], dtype=torch.bool)
         splits[name] = SplitData(ids, labels, listening, has)
         if len(rows) < len(ids_by_split[name]):
-            log.warning("%s split: %d of %d tracks excluded (missing inputs)", name,
-                        len(ids_by_split[name]) - len(rows), len(ids_by_split[name]))
+            log.warning(
+                "%s split: %d of %d tracks excluded (missing inputs)",
+                name,
+                len(ids_by_split[name]) - len(rows),
+                len(ids_by_split[name]),
+            )
     data = ExperimentData(vocabulary, splits, mels, config.model.audio.input_frames, excluded)
     return data, factors
 
@@ -185,7 +195,7 @@ def _prepare_mels(config: Config, corpus, ids: list[str], progress: bool):
     if located.missing:
         log.warning("%d tracks have no audio file (e.g. %s)", len(located.missing), located.missing[:3])
     errors = store.build(located.found, progress=progress)
-    for track_id, message in list(errors.items())[:5]:
+    for message in list(errors.values())[:5]:
         log.warning("skipped unreadable audio: %s", message)
     unavailable = set(located.missing) | set(errors)
     return store, unavailable
@@ -200,7 +210,9 @@ def _fit_factors(config: Config, corpus):
     from retrieval.encoders.listening import ItemFactors, fit_item_factors
 
     settings = asdict(config.model.listening)
-    key = hashlib.sha1(json.dumps({**settings, "seed": config.train.seed}, sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha1(
+        json.dumps({**settings, "seed": config.train.seed}, sort_keys=True).encode()
+    ).hexdigest()[:12]
     cache = Path(corpus.root) / "cache" / f"als-{key}.npz"
     if cache.exists():
         return ItemFactors.load(cache)

@@ -38,7 +38,9 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
-def training_step(model, data: ExperimentData, sampler, config: TrainConfig, generator: torch.Generator) -> dict:
+def training_step(
+    model, data: ExperimentData, sampler, config: TrainConfig, generator: torch.Generator
+) -> dict:
     """One optimisation step's forward pass; returns {"loss": tensor, "triplets": int, "dropped": int}.
 
     Loss = Σ over the model's similarity matrices (one for single-space models; fused + audio + cultural for the
@@ -52,15 +54,26 @@ def training_step(model, data: ExperimentData, sampler, config: TrainConfig, gen
     sims = model.similarities(data.vocabulary.vectors[tags], parts)
     main = sims.get("fused", sims.get("shared"))
     triplets = mine_negatives(
-        tags, positives, labels, similarity=main.detach(), weighted=config.negatives == "weighted", generator=generator
+        tags,
+        positives,
+        labels,
+        similarity=main.detach(),
+        weighted=config.negatives == "weighted",
+        generator=generator,
     )
     loss = sum(triplet_loss_from_similarity(s, triplets, config.margin) for s in sims.values())
     if model.modality == "gated":
         has = parts["has_listening"]
         if has.any():
-            cos = F.cosine_similarity(parts["cultural_predicted"][has], parts["cultural_target"][has].detach())
+            cos = F.cosine_similarity(
+                parts["cultural_predicted"][has], parts["cultural_target"][has].detach()
+            )
             loss = loss + COLD_START_WEIGHT * (1 - cos).mean()
-    return {"loss": loss, "triplets": len(triplets.anchors), "dropped": config.batch_size - len(triplets.anchors)}
+    return {
+        "loss": loss,
+        "triplets": len(triplets.anchors),
+        "dropped": config.batch_size - len(triplets.anchors),
+    }
 
 
 def train(
@@ -89,7 +102,9 @@ def train(
         model.train()
         started = time.perf_counter()
         total, triplets = 0.0, 0
-        bar = tqdm(range(config.steps), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+        bar = tqdm(
+            range(config.steps), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False
+        )
         for _ in bar:
             out = training_step(model, data, sampler, config, generator)
             optimizer.zero_grad(set_to_none=True)
@@ -115,7 +130,9 @@ def train(
         state.epoch = epoch + 1
         if progress:
             shown = f"valid MAP {record['valid_map']:.4f}" if "valid_map" in record else ""
-            tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f} {shown} ({record['triplets_per_s']:.0f} triplets/s)")
+            tqdm.write(
+                f"epoch {epoch + 1}: loss {record['loss']:.4f} {shown} ({record['triplets_per_s']:.0f} triplets/s)"
+            )
         if improved:
             save("best", state, False)
         save("last", state, True)

@@ -58,8 +58,11 @@ def test_resume_gives_the_same_final_weights(tmp_path, tiny_corpus, tiny_config_
     train_run(config, whole, progress=False)
 
     interrupted = tmp_path / "interrupted"
-    train_run(_config(tiny_config_path, tiny_corpus, "train.epochs=2", "model.modality=audio"), interrupted,
-              progress=False)
+    train_run(
+        _config(tiny_config_path, tiny_corpus, "train.epochs=2", "model.modality=audio"),
+        interrupted,
+        progress=False,
+    )
     # Continue the same run to 3 epochs, as `--resume` does after an interruption at epoch 2.
     train_run(config, interrupted, resume=True, progress=False)
 
@@ -78,8 +81,15 @@ def test_existing_run_is_not_overwritten(trained: Path, tiny_corpus, tiny_config
 def test_evaluate_writes_metrics_and_chart(trained: Path) -> None:
     summary = evaluate_run(trained, "test", progress=False)
     assert 0.0 <= summary["map"] <= 1.0
-    assert set(summary["per_category"]) <= {"genre", "mood", "instrument", "activity", "language", "location",
-                                            "decade"}
+    assert set(summary["per_category"]) <= {
+        "genre",
+        "mood",
+        "instrument",
+        "activity",
+        "language",
+        "location",
+        "decade",
+    }
     assert json.loads((trained / "metrics.json").read_text())["map"] == pytest.approx(summary["map"])
     assert (trained / "category_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -87,16 +97,30 @@ def test_evaluate_writes_metrics_and_chart(trained: Path) -> None:
 @pytest.mark.parametrize("modality", ["cultural", "concat"])
 def test_cli_train_then_evaluate(tmp_path, tiny_corpus, tiny_config_path, modality, capsys) -> None:
     run = tmp_path / modality
-    code = main(["-q", "train", "--config", str(tiny_config_path), "--out", str(run),
-                 "--set", f"data.root={tiny_corpus}", "--set", f"model.modality={modality}"])
+    code = main(
+        [
+            "-q",
+            "train",
+            "--config",
+            str(tiny_config_path),
+            "--out",
+            str(run),
+            "--set",
+            f"data.root={tiny_corpus}",
+            "--set",
+            f"model.modality={modality}",
+        ]
+    )
     assert code == 0
     assert main(["-q", "evaluate", str(run), "--json"]) == 0
     out = capsys.readouterr().out
-    metrics = json.loads(out[out.index("{"):])
+    metrics = json.loads(out[out.index("{") :])
     assert metrics["split"] == "test" and "per_category" in metrics
 
 
 def test_cli_reports_unknown_config_key(tmp_path, tiny_config_path, capsys) -> None:
-    code = main(["train", "--config", str(tiny_config_path), "--out", str(tmp_path / "r"), "--set", "train.lrr=1"])
+    code = main(
+        ["train", "--config", str(tiny_config_path), "--out", str(tmp_path / "r"), "--set", "train.lrr=1"]
+    )
     assert code == 2
     assert "train.lrr" in capsys.readouterr().err

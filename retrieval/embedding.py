@@ -1,0 +1,93 @@
+"""Whole-track embedding: N equally spaced crops per track → the model → mean → the shared space.
+
+Used by evaluation (tracks of a split, from the mel cache), by indexing (files in a folder) and by search
+(a query audio file), so all three produce the same vector for the same audio.
+
+Every forward pass has the same batch shape — the last batch is zero-padded — so a track's vector is
+bit-identical whatever batch it was computed in (CPU kernels may pick different code paths for different shapes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from retrieval.audio import equally_spaced_crops, mel_of_file
+from retrieval.model import JointModel, TrackInputs
+
+
+def _pad(x: torch.Tensor | None, size: int) -> torch.Tensor | None:
+    if x is None or len(x) == size:
+        return x
+    return torch.cat([x, torch.zeros((size - len(x), *x.shape[1:]), dtype=x.dtype)])
+
+
+@torch.no_grad()
+def embed_batches(
+    model: JointModel, n: int, inputs_for: Callable[[list[int]], TrackInputs], batch_size: int
+) -> torch.Tensor:
+    """Index-space vectors of ``n`` tracks → (n, model.output_dim).
+
+    Args:
+        inputs_for: rows → :class:`TrackInputs` of those tracks (mel as (B, n_crops, n_mels, frames)).
+        batch_size: tracks per forward pass (every pass padded to this size).
+    """
+    model.eval()
+    out = []
+    for start in range(0, n, batch_size):
+        rows = list(range(start, min(start + batch_size, n)))
+        inputs = inputs_for(rows)
+        padded = TrackInputs(
+            mel=_pad(inputs.mel, batch_size),
+            listening=_pad(inputs.listening, batch_size),
+            has_listening=_pad(inputs.has_listening, batch_size),
+        )
+        out.append(model.encode_tracks(padded)[: len(rows)])
+    return torch.cat(out) if out else torch.zeros(0, model.output_dim)
+
+
+def file_crops(model: JointModel, paths: Sequence[str | Path], n_crops: int) -> torch.Tensor:
+    """Decode audio files (any format and rate, streamed) with the model's own mel settings →
+    (len(paths), n_crops, n_mels, frames). Raises :class:`~retrieval.errors.AudioError` on a bad file."""
+    frames = model.audio.input_frames
+    crops = [equally_spaced_crops(mel_of_file(p, model.audio.mel), frames, n_crops) for p in paths]
+    return torch.from_numpy(np.stack(crops).astype(np.float32))
+
+
+def embed_files(
+    model: JointModel,
+    paths: Sequence[str | Path],
+    n_crops: int = 8,
+    batch_size: int = 8,
+    listening: torch.Tensor | None = None,
+    has_listening: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Index-space vectors of audio files → (len(paths), model.output_dim).
+
+    Files have no listening data unless given: the gated model then predicts the cultural part from audio
+    (cold start); audio-only models need none. Cultural-only and concat models cannot embed bare audio.
+    """
+    if model.audio is None:
+        raise ValueError("this model has no audio tower (modality 'cultural'): it cannot embed audio files")
+    if model.modality == "concat" and listening is None:
+        raise ValueError(
+            "the concat hybrid needs listening data for every track; use an audio or gated model"
+        )
+    n = len(paths)
+    if listening is None and model.listening_dim:
+        listening = torch.zeros(n, model.listening_dim)
+        has_listening = torch.zeros(n, dtype=torch.bool)
+    if has_listening is None:
+        has_listening = torch.zeros(n, dtype=torch.bool)
+
+    def inputs_for(rows: list[int]) -> TrackInputs:
+        return TrackInputs(
+            mel=file_crops(model, [paths[r] for r in rows], n_crops),
+            listening=None if listening is None else listening[rows],
+            has_listening=has_listening[rows],
+        )
+
+    return embed_batches(model, n, inputs_for, batch_size)
