@@ -7,7 +7,8 @@ The catalogue is a seeded two-level Gaussian mixture (:class:`ClusteredMixture`)
 chunks so that only the indexes hold the full matrix (1M × 256 float32 = 1 GiB each). Queries are fresh draws
 from the same mixture. For each index it reports build time (add + build), size on disk, p50/p99 latency of
 single queries (one ``search`` call each, as an interactive user would), batched queries/s (one ``search``
-call with every query) and recall@10 against the exact index:
+call with every query: a BLAS matmul for exact, one thread per core for annoy) and recall@10 against the
+exact index:
 
     recall@10 = mean over queries of |annoy top-10 ∩ exact top-10| / 10.
 
@@ -20,6 +21,7 @@ Prints a markdown table (and the peak resident memory of the process).
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import sys
@@ -208,7 +210,9 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
         for search_k in args.search_k:
             annoy_index.search_k = search_k
             found, _ = annoy_index.search(queries, K)
-            rows.append({"index": f"annoy n_trees={args.n_trees} search_k={search_k}", "build_s": annoy_build,
+            is_default = (args.n_trees, search_k) == (DEFAULT_N_TREES, DEFAULT_SEARCH_K)
+            label = f"annoy n_trees={args.n_trees} search_k={search_k}{' (default)' if is_default else ''}"
+            rows.append({"index": label, "build_s": annoy_build,
                          "size_mib": annoy_size, "recall": recall_at_k(found, truth),
                          **time_queries(annoy_index, queries)})
             print(f"annoy search_k={search_k} done (recall {rows[-1]['recall']:.3f})", file=sys.stderr)
@@ -257,9 +261,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    load_before = os.getloadavg()[0]
     rows = run(args)
     print(markdown(rows, args))
-    print(f"\npeak resident memory: {peak_rss_gib():.2f} GiB")
+    print(f"\npeak resident memory: {peak_rss_gib():.2f} GiB; {os.cpu_count()} CPUs; 1-minute load average "
+          f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (other processes slow exact search most: "
+          "it uses every core, annoy's single queries use one)")
     if args.text_encoders is not None:
         measure_text_encoders(args.text_encoders or ["sentence"], args.queries)
     return 0
