@@ -18,9 +18,34 @@ Modules:
     errors         the exceptions raised for bad input.
     fileio         atomic writes.
     paths          where demo corpora, models and indexes live (``$RETRIEVAL_HOME``).
+    embedding      whole-track embedding (N equally spaced crops, fixed batch shape).
+    indexing       build an index over a corpus or a folder of your own audio (cached, resumable).
+    api            Retriever, load(), search(): what users call.
+    index          vector indexes: exact (reference) and annoy, saved with the model fingerprint.
     cli            the ``retrieval`` command.
 
 ``import retrieval`` is cheap: heavy modules are imported where they are used.
+
+Quick use::
+
+    import retrieval
+    print(retrieval.search("dreamy"))            # the demo catalogue, after `make demo`
+    r = retrieval.load("path/to/index")          # a Retriever: search, search_by_audio, similar, tag, embed_*
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["Hit", "Retriever", "SearchResult", "load", "search"]
+
+
+def __getattr__(name: str):
+    # Lazy re-exports keep `import retrieval` free of torch and friends until they are needed.
+    if name in ("Retriever", "SearchResult", "load", "search"):
+        from retrieval import api
+
+        return getattr(api, name)
+    if name == "Hit":
+        from retrieval.index.base import Hit
+
+        return Hit
+    raise AttributeError(f"module 'retrieval' has no attribute {name!r}")

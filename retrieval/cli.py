@@ -7,6 +7,9 @@
     retrieval data import-splits DIR PUBLISHED --out SPLITS   the authors' published splits → TSV
     retrieval train --config configs/X.yaml --out RUN [--set key=value ...] [--resume]
     retrieval evaluate RUN [--split test] [--json]
+    retrieval index AUDIO_DIR --model RUN --out INDEX        index your own music (cached, resumable)
+    retrieval search "dreamy" [-k 10] [--index INDEX] [--json]
+    retrieval similar TRACK_ID|FILE;  retrieval tag FILE
     retrieval compare TABLE.yaml --out DIR                    train + evaluate several configs → table.md
 
 ``main(argv)`` returns the exit code, so tests call it directly. Bad input ends with a one-line error on stderr and
@@ -122,6 +125,7 @@ def _demo(args: argparse.Namespace) -> int:
     from retrieval.config import load_config
     from retrieval.data.demo import build_demo_corpus
     from retrieval.evaluation import format_table
+    from retrieval.indexing import index_corpus
     from retrieval.training.experiment import evaluate_run, run_is_complete, train_run
 
     if args.home:
@@ -141,6 +145,70 @@ def _demo(args: argparse.Namespace) -> int:
         train_run(config, run, resume=(run / "checkpoints" / "last.ckpt").exists(), progress=progress)
     print("== evaluation on the test split (the paper's protocol)")
     print(format_table(evaluate_run(run, "test", progress=progress)))
+    print(f"== indexing the demo catalogue → {paths.demo_index_path()}")
+    print(index_corpus(run, paths.demo_index_path(), corpus_root=paths.demo_corpus_dir(), progress=progress).format())
+    from retrieval.api import load
+
+    print("== retrieval.search('dreamy')")
+    print(load(paths.demo_index_path()).search("dreamy", k=10))
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from retrieval.indexing import index_corpus, index_folder
+
+    if args.corpus:
+        report = index_corpus(args.model, args.out, corpus_root=args.source, backend=args.backend,
+                              progress=not args.quiet)
+    else:
+        report = index_folder(args.model, args.source, args.out, backend=args.backend, progress=not args.quiet)
+    print(report.format())
+    return 0
+
+
+def _hits_table(hits, as_json: bool, extra: dict | None = None) -> str:
+    if as_json:
+        rows = [dict(rank=r, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(h).items()})
+                for r, h in enumerate(hits, 1)]
+        return json.dumps({**(extra or {}), "hits": rows}, indent=2)
+    lines = [f"{r:>3}. {h}" for r, h in enumerate(hits, 1)]
+    return "\n".join(lines)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from retrieval.api import load
+
+    result = load(args.index).search(args.query, k=args.k, near=args.near, blend=args.blend)
+    extra = {"query": result.query, "terms": result.terms,
+             "matched_tags": [{"tag": t, "score": s} for t, s in result.matched_tags]}
+    if not args.json:
+        tags = ", ".join(f"{t} ({s:.2f})" for t, s in result.matched_tags[:5])
+        print(f"query {result.query!r} → terms: {', '.join(result.terms) or '-'}; nearest tags: {tags}")
+    print(_hits_table(result, args.json, extra))
+    return 0
+
+
+def _similar(args: argparse.Namespace) -> int:
+    from retrieval.api import load
+
+    retriever = load(args.index)
+    if Path(args.item).is_file():
+        hits = retriever.search_by_audio(args.item, k=args.k)
+    else:
+        hits = retriever.similar(args.item, k=args.k)
+    print(_hits_table(hits, args.json, {"query": args.item}))
+    return 0
+
+
+def _tag(args: argparse.Namespace) -> int:
+    from retrieval.api import load
+
+    tags = load(args.index).tag(args.file, k=args.k)
+    if args.json:
+        print(json.dumps({"file": args.file, "tags": [{"tag": t, "score": s} for t, s in tags]}, indent=2))
+    else:
+        for rank, (tag, score) in enumerate(tags, 1):
+            print(f"{rank:>3}. {score:.3f}  {tag}")
     return 0
 
 
@@ -203,6 +271,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
     )
     demo_all.set_defaults(func=_demo)
+
+    index = commands.add_parser("index", help="index a folder of audio files (or a corpus) for search")
+    index.add_argument("source", help="folder of audio files (or, with --corpus, a corpus folder)")
+    index.add_argument("--model", required=True, help="trained run folder")
+    index.add_argument("--out", required=True, help="index folder to write")
+    index.add_argument("--backend", default="annoy", choices=["annoy", "exact"])
+    index.add_argument("--corpus", action="store_true", help="SOURCE is a corpus (MSD500 layout), not a folder")
+    index.set_defaults(func=_index)
+
+    default_index = "the demo index ($RETRIEVAL_HOME/demo/index)"
+    search = commands.add_parser("search", help="tracks for a text query")
+    search.add_argument("query")
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--index", default=None, help=f"index or run folder (default: {default_index})")
+    search.add_argument("--near", default=None, help="a track id to blend listening similarity toward")
+    search.add_argument("--blend", type=float, default=0.0, help="weight of listening similarity (0..1)")
+    search.add_argument("--json", action="store_true")
+    search.set_defaults(func=_search)
+    similar = commands.add_parser("similar", help="tracks like an indexed track id or an audio file")
+    similar.add_argument("item", help="a track id of the index, or an audio file")
+    similar.add_argument("-k", type=int, default=10)
+    similar.add_argument("--index", default=None, help=f"index or run folder (default: {default_index})")
+    similar.add_argument("--json", action="store_true")
+    similar.set_defaults(func=_similar)
+    tag = commands.add_parser("tag", help="zero-shot tags of an audio file (nearest vocabulary tags)")
+    tag.add_argument("file")
+    tag.add_argument("-k", type=int, default=10)
+    tag.add_argument("--index", default=None, help=f"index or run folder (default: {default_index})")
+    tag.add_argument("--json", action="store_true")
+    tag.set_defaults(func=_tag)
 
     compare = commands.add_parser(
         "compare", help="train + evaluate every row of a table file; write table.md"

@@ -57,37 +57,38 @@ def file_crops(model: JointModel, paths: Sequence[str | Path], n_crops: int) -> 
     return torch.from_numpy(np.stack(crops).astype(np.float32))
 
 
-def embed_files(
-    model: JointModel,
-    paths: Sequence[str | Path],
-    n_crops: int = 8,
-    batch_size: int = 8,
-    listening: torch.Tensor | None = None,
-    has_listening: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Index-space vectors of audio files → (len(paths), model.output_dim).
+def embed_crops(model: JointModel, crops: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+    """Tracks given as mel crops (n, n_crops, n_mels, frames), without listening data → (n, output_dim).
 
-    Files have no listening data unless given: the gated model then predicts the cultural part from audio
-    (cold start); audio-only models need none. Cultural-only and concat models cannot embed bare audio.
+    The gated model predicts the cultural part from audio (cold start); audio-only models need none.
+    Cultural-only and concat models cannot embed bare audio (they need listening data for every track).
     """
     if model.audio is None:
         raise ValueError("this model has no audio tower (modality 'cultural'): it cannot embed audio files")
-    if model.modality == "concat" and listening is None:
-        raise ValueError(
-            "the concat hybrid needs listening data for every track; use an audio or gated model"
-        )
-    n = len(paths)
-    if listening is None and model.listening_dim:
-        listening = torch.zeros(n, model.listening_dim)
-        has_listening = torch.zeros(n, dtype=torch.bool)
-    if has_listening is None:
-        has_listening = torch.zeros(n, dtype=torch.bool)
+    if model.modality == "concat":
+        raise ValueError("the concat hybrid needs listening data for every track; use an audio or gated model")
+    n = len(crops)
+    listening = torch.zeros(n, model.listening_dim) if model.listening_dim else None
+    has_listening = torch.zeros(n, dtype=torch.bool)
 
     def inputs_for(rows: list[int]) -> TrackInputs:
         return TrackInputs(
-            mel=file_crops(model, [paths[r] for r in rows], n_crops),
+            mel=crops[rows],
             listening=None if listening is None else listening[rows],
             has_listening=has_listening[rows],
         )
 
     return embed_batches(model, n, inputs_for, batch_size)
+
+
+def embed_files(model: JointModel, paths: Sequence[str | Path], n_crops: int = 8, batch_size: int = 8) -> torch.Tensor:
+    """Audio files → (len(paths), model.output_dim) index-space vectors (see :func:`embed_crops`).
+
+    Raises:
+        AudioError: a file cannot be decoded (named).
+    """
+    vectors = [
+        embed_crops(model, file_crops(model, paths[start : start + batch_size], n_crops), batch_size)
+        for start in range(0, len(paths), batch_size)
+    ]
+    return torch.cat(vectors) if vectors else torch.zeros(0, model.output_dim)

@@ -23,6 +23,7 @@ from retrieval.index import (
     write_catalogue,
 )
 from retrieval.index.base import REBUILD_COMMAND
+from retrieval.index.exact import top_k
 
 K = 10
 RECALL_BAR = 0.95
@@ -107,10 +108,11 @@ def test_hit_reads_well_and_is_frozen() -> None:
 
 
 # ------------------------------------------------ 2. against a reference
-def test_exact_matches_float64_brute_force(catalogue: tuple[np.ndarray, np.ndarray]) -> None:
+@pytest.mark.parametrize("queries_per_block", [1, 7, 40])
+def test_exact_matches_float64_brute_force(catalogue: tuple[np.ndarray, np.ndarray], queries_per_block: int) -> None:
     tracks, queries = catalogue[0][:3000], catalogue[1][:40]
-    # A tiny score budget forces one query per block: the batching must not change results.
-    index = ExactIndex(DIM, max_block_bytes=1)
+    # The score budget sets how many queries share a block; batching must not change results.
+    index = ExactIndex(DIM, max_block_bytes=queries_per_block * len(tracks) * 4)
     index.add(ids_for(len(tracks)), tracks)
     index.build()
     ids, scores = index.search(queries, K)
@@ -120,6 +122,23 @@ def test_exact_matches_float64_brute_force(catalogue: tuple[np.ndarray, np.ndarr
     order = np.argsort(-cosine, axis=1)[:, :K]
     np.testing.assert_array_equal(ids, np.asarray(ids_for(len(tracks)))[order])
     np.testing.assert_allclose(scores, np.take_along_axis(cosine, order, axis=1), atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [7, 5000, 50_000])
+def test_top_k_matches_a_full_sort(n: int) -> None:
+    rng = np.random.default_rng(n)
+    scores = np.stack([
+        rng.standard_normal(n),  # typical
+        np.sort(rng.standard_normal(n)),  # ascending: the best scores all sit after the sample's last point
+        rng.integers(0, 3, size=n).astype(float),  # heavy ties
+        np.ones(n),  # all tied: every entry is a candidate
+    ]).astype(np.float32)
+    for k in sorted({1, min(K, n), n}):
+        columns, values = top_k(scores, k)
+        assert columns.shape == values.shape == (4, k) and columns.dtype == np.int64
+        np.testing.assert_array_equal(values, -np.sort(-scores, axis=1)[:, :k])
+        np.testing.assert_array_equal(np.take_along_axis(scores, columns, axis=1), values)
+        assert all(len(set(row)) == k for row in columns.tolist())
 
 
 def test_annoy_recall_against_exact(exact: ExactIndex, annoy_index: AnnoyIndex, catalogue) -> None:

@@ -1,0 +1,232 @@
+"""What users touch: ``retrieval.search("dreamy")``, ``retrieval.load(path)`` and :class:`Retriever`.
+
+A retriever is a trained run (the model, its tag vocabulary and word encoder) plus an index of a catalogue's
+track vectors. ``retrieval index`` writes an index folder with a ``model.json`` naming its run, so
+``load(INDEX)`` finds both; ``load(RUN)`` uses ``RUN/index`` when present.
+
+Example:
+    >>> import retrieval                                   # doctest: +SKIP
+    >>> hits = retrieval.search("dreamy", k=5)             # the demo catalogue, after `make demo`
+    >>> hits[0].track_id, hits[0].score, hits.matched_tags[:3]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from retrieval.errors import DataError, RetrievalError
+from retrieval.index.base import Hit
+
+MODEL_FILE = "model.json"
+# Candidates re-ranked when blending text with listening similarity, per requested result.
+_BLEND_POOL = 10
+
+
+class SearchResult(list):
+    """A list of :class:`Hit`, best first, that also says how the query was understood.
+
+    Attributes:
+        query: the query as given.
+        terms: the words / phrases the word encoder resolved the query to (e.g. ``["sad", "piano"]``).
+        matched_tags: the vocabulary tags nearest to the query in the shared space, as (tag, cosine) pairs.
+    """
+
+    def __init__(self, hits: Sequence[Hit], query: str, terms: Sequence[str], matched_tags: Sequence[tuple]):
+        super().__init__(hits)
+        self.query = query
+        self.terms = list(terms)
+        self.matched_tags = list(matched_tags)
+
+    def __repr__(self) -> str:
+        tags = ", ".join(f"{t} {s:.2f}" for t, s in self.matched_tags[:5])
+        lines = [f"{len(self)} hits for {self.query!r} (terms: {', '.join(self.terms) or '-'}; nearest tags: {tags})"]
+        lines += [f"{rank:>3}. {hit}" for rank, hit in enumerate(self, 1)]
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
+
+@dataclass
+class Retriever:
+    """Search a catalogue with text, audio or a track; tag audio.
+
+    Build one with :func:`load`. Every vector lives in the model's index space (unit norm, ``dim`` values);
+    scores are cosine similarities (for the gated hybrid, s/√2 where s is the gate-weighted mix, see
+    :mod:`retrieval.model`).
+    """
+
+    run: object  # retrieval.training.experiment.Run
+    text_encoder: object
+    index: object | None
+    item_factors: object | None = None
+
+    @property
+    def model(self):
+        return self.run.model
+
+    @property
+    def dim(self) -> int:
+        return self.model.output_dim
+
+    # ---- embeddings ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Queries → (len(texts), dim) unit vectors. A tag, a phrase ("sad piano") or any words the word
+        encoder knows; unknown words raise an error that names them.
+
+        Example:
+            >>> retriever.embed_text(["dreamy", "music for falling asleep"]).shape  # doctest: +SKIP
+            (2, 512)
+        """
+        vectors = torch.from_numpy(np.asarray(self.text_encoder.encode(list(texts)), dtype=np.float32))
+        return self.model.encode_text(vectors).numpy()
+
+    def embed_audio(self, paths: Sequence[str | os.PathLike], n_crops: int | None = None) -> np.ndarray:
+        """Audio files (any format and sample rate) → (len(paths), dim) unit vectors, from ``n_crops`` equally
+        spaced crops (default: the run's evaluation setting). Files have no listening data: the gated model
+        predicts that part from audio."""
+        from retrieval.embedding import embed_files
+
+        n_crops = n_crops or self.run.config.eval.n_crops
+        return embed_files(self.model, [str(p) for p in paths], n_crops=n_crops).numpy()
+
+    def tag_vectors(self) -> np.ndarray:
+        """(n_tags, dim) vectors of the vocabulary tags."""
+        with torch.no_grad():
+            return self.model.encode_text(self.run.vocabulary.vectors).numpy()
+
+    # ---- search --------------------------------------------------------------------------------------------
+    def search(
+        self, query: str | Sequence[str], k: int = 10, *, near: str | None = None, blend: float = 0.0
+    ) -> SearchResult:
+        """Tracks for a text query, best first.
+
+        Args:
+            query: a tag ("dreamy"), a phrase ("sad piano", "music for falling asleep") or a list of words
+                (their vectors are averaged by the word encoder).
+            k: number of hits.
+            near: optional track id; with ``blend`` > 0, hits are re-ranked toward tracks that the same people
+                listen to: score = (1 − blend)·text + blend·cos(listening factors of hit, of ``near``).
+            blend: weight of listening similarity in [0, 1] (needs a model with listening data).
+
+        Returns:
+            :class:`SearchResult` (a list of :class:`Hit`) with ``terms`` and ``matched_tags``.
+        """
+        text = query if isinstance(query, str) else " ".join(query)
+        vector = self.embed_text([text])
+        terms = list(self.text_encoder.matched_terms(text))
+        tag_scores = self.tag_vectors() @ vector[0]
+        order = np.argsort(-tag_scores)[:10]
+        matched = [(self.run.vocabulary.tags[i], float(tag_scores[i])) for i in order]
+        if blend > 0:
+            hits = self._blended(vector, k, near, blend)
+        else:
+            hits = self._index().search_hits(vector, k)[0]
+        return SearchResult(hits, text, terms, matched)
+
+    def search_by_audio(self, path: str | os.PathLike, k: int = 10) -> list[Hit]:
+        """Tracks that sound like the audio file at ``path`` (track-to-track cosine in the shared space)."""
+        return self._index().search_hits(self.embed_audio([path]), k)[0]
+
+    def similar(self, track_id: str, k: int = 10) -> list[Hit]:
+        """Tracks nearest to an indexed track (the track itself excluded)."""
+        index = self._index()
+        vector = index.vectors_of([track_id])
+        hits = index.search_hits(vector, k + 1)[0]
+        return [hit for hit in hits if hit.track_id != track_id][:k]
+
+    def tag(self, path: str | os.PathLike, k: int = 10) -> list[tuple[str, float]]:
+        """Zero-shot tagging: the ``k`` vocabulary tags nearest to an audio file, as (tag, score) pairs."""
+        scores = self.tag_vectors() @ self.embed_audio([path])[0]
+        order = np.argsort(-scores)[:k]
+        return [(self.run.vocabulary.tags[i], float(scores[i])) for i in order]
+
+    # ---- helpers -------------------------------------------------------------------------------------------
+    def _index(self):
+        if self.index is None:
+            raise RetrievalError(
+                f"no index for run {self.run.folder}; build one with "
+                f"`retrieval index AUDIO_DIR --model {self.run.folder} --out INDEX`"
+            )
+        return self.index
+
+    def _blended(self, vector: np.ndarray, k: int, near: str | None, blend: float) -> list[Hit]:
+        if not 0.0 <= blend <= 1.0:
+            raise ValueError(f"blend must be in [0, 1], got {blend}")
+        if self.item_factors is None or near is None:
+            raise RetrievalError("blending needs a model trained with listening data and a `near` track id")
+        hits = self._index().search_hits(vector, k * _BLEND_POOL)[0]
+        ids = [hit.track_id for hit in hits] + [near]
+        factors, known = self.item_factors.lookup(ids)
+        if not known[-1]:
+            raise RetrievalError(f"track {near!r} has no listening data to blend with")
+        unit = factors / np.maximum(np.linalg.norm(factors, axis=1, keepdims=True), 1e-12)
+        listening = np.where(known[:-1], unit[:-1] @ unit[-1], 0.0)
+        scores = (1 - blend) * np.array([hit.score for hit in hits]) + blend * listening
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [replace(hits[i], score=float(scores[i])) for i in order]
+
+
+def load(path: str | os.PathLike | None = None) -> Retriever:
+    """Load a retriever from an index folder (with ``model.json``) or a run folder (using ``RUN/index``).
+
+    ``None`` loads the demo retriever from :func:`retrieval.paths.demo_index_path` (``$RETRIEVAL_HOME``).
+
+    Raises:
+        DataError: nothing there, with the command that creates it.
+    """
+    from retrieval import paths
+    from retrieval.training.experiment import load_run, load_text_encoder
+
+    path = Path(path) if path is not None else paths.demo_index_path()
+    if not path.exists():
+        hint = (
+            "run `make demo` (or `retrieval demo`)"
+            if path == paths.demo_index_path()
+            else ("build one with `retrieval index AUDIO_DIR --model RUN --out INDEX`")
+        )
+        raise DataError(path, f"no retriever here; {hint}")
+    if (path / MODEL_FILE).is_file():
+        index_dir = path
+        run_dir = Path(json.loads((path / MODEL_FILE).read_text())["run"])
+    elif (path / "checkpoints").is_dir():
+        run_dir, index_dir = path, path / "index"
+    else:
+        raise DataError(path, f"neither an index folder (no {MODEL_FILE}) nor a run folder (no checkpoints/)")
+    run = load_run(run_dir)
+    index = None
+    if index_dir.exists():
+        from retrieval.index import load_index
+
+        index = load_index(index_dir, expected_fingerprint=run.fingerprint)
+    item_factors = None
+    if (run_dir / "item_factors.npz").is_file():
+        from retrieval.encoders.listening import ItemFactors
+
+        item_factors = ItemFactors.load(run_dir / "item_factors.npz")
+    return Retriever(run, load_text_encoder(run.config, run_dir), index, item_factors)
+
+
+_DEFAULT: dict[str, Retriever] = {}
+
+
+def search(query: str | Sequence[str], k: int = 10) -> SearchResult:
+    """Search the default catalogue (the demo, after ``make demo``; ``$RETRIEVAL_HOME`` moves it).
+
+    Example:
+        >>> import retrieval                      # doctest: +SKIP
+        >>> print(retrieval.search("dreamy"))
+    """
+    from retrieval import paths
+
+    key = str(paths.demo_index_path())
+    if key not in _DEFAULT:
+        _DEFAULT[key] = load()
+    return _DEFAULT[key].search(query, k)

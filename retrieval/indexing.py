@@ -1,0 +1,230 @@
+"""Build a search index: over a corpus (the demo catalogue, MSD) or over a folder of your own audio files.
+
+Folder indexing (``retrieval index DIR --model RUN --out INDEX``):
+
+- walks ``DIR`` for audio files (.wav .flac .ogg .mp3 .aiff .aif), in sorted order;
+- embeds in batches with a progress bar, streaming each file (a 10-minute track costs a few tens of MB);
+- caches each file's vector under ``<cache>/<model fingerprint>/<sha256 of the file's bytes>.npy``, written
+  atomically as soon as it is computed: a re-run embeds only new or changed files, and an interrupted run
+  resumes where it stopped;
+- skips unreadable files and reports them (file and reason); the index is written only at the end, atomically,
+  so an old index stays intact until the new one is complete.
+
+Both kinds write ``INDEX/model.json`` naming the run, so ``retrieval.load(INDEX)`` finds the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from retrieval.errors import AudioError, RetrievalError
+from retrieval.fileio import atomic_path, write_text_atomic
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+_HASH_BLOCK = 1 << 20
+
+
+@dataclass
+class IndexReport:
+    """What an indexing run did."""
+
+    out: Path
+    indexed: int = 0
+    embedded: int = 0
+    cached: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def format(self) -> str:
+        lines = [
+            f"index {self.out}: {self.indexed} tracks ({self.embedded} embedded now, {self.cached} from cache)",
+        ]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
+            lines += [f"  {path}: {reason}" for path, reason in self.skipped.items()]
+        return "\n".join(lines)
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(_HASH_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_audio_files(folder: str | os.PathLike) -> list[Path]:
+    """Audio files under ``folder`` (recursive, sorted; hidden files skipped)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RetrievalError(f"{folder}: not a folder of audio files")
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file() and not p.name.startswith(".")
+    )
+
+
+def _write_index(out: Path, run, ids: Sequence[str], vectors: np.ndarray, catalogue, backend: str) -> None:
+    from retrieval.index import create_index
+
+    index = create_index(backend, dim=vectors.shape[1], fingerprint=run.fingerprint)
+    index.add(list(ids), vectors)
+    index.build()
+    index.save(out, catalogue)
+    write_text_atomic(out / "model.json", json.dumps({"run": str(Path(run.folder).resolve())}, indent=2))
+
+
+def index_folder(
+    run_dir: str | os.PathLike,
+    folder: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    backend: str = "annoy",
+    cache_dir: str | os.PathLike | None = None,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> IndexReport:
+    """Index every audio file under ``folder`` with the model of ``run_dir`` (see module docstring).
+
+    Track ids are the files' paths relative to ``folder``; the catalogue records titles (file stems) and paths.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from retrieval import paths
+    from retrieval.embedding import embed_crops, file_crops
+    from retrieval.index.base import make_catalogue
+    from retrieval.training.experiment import load_run
+
+    run = load_run(run_dir)
+    folder, out = Path(folder), Path(out)
+    cache = Path(cache_dir) if cache_dir else paths.home() / "embeddings"
+    cache = cache / run.fingerprint
+    report = IndexReport(out)
+    files = find_audio_files(folder)
+    vectors: dict[Path, np.ndarray] = {}
+    todo: list[tuple[Path, Path]] = []
+    for path in files:
+        try:
+            cached = cache / f"{file_hash(path)}.npy"
+        except OSError as error:
+            report.skipped[str(path)] = f"cannot read: {error}"
+            continue
+        if cached.exists():
+            vectors[path] = np.load(cached)
+            report.cached += 1
+        else:
+            todo.append((path, cached))
+    bar = tqdm(total=len(todo), desc="embedding", unit="file", disable=not progress)
+    for start in range(0, len(todo), batch_size):
+        batch, crops = [], []
+        for path, cached in todo[start : start + batch_size]:
+            try:
+                crops.append(file_crops(run.model, [str(path)], run.config.eval.n_crops)[0])
+                batch.append((path, cached))
+            except AudioError as error:
+                report.skipped[str(path)] = str(error)
+        if batch:
+            embedded = embed_crops(run.model, torch.stack(crops), batch_size).numpy()
+            for (path, cached), vector in zip(batch, embedded, strict=True):
+                with atomic_path(cached) as tmp, open(tmp, "wb") as handle:
+                    np.save(handle, vector)
+                vectors[path] = vector
+            report.embedded += len(batch)
+        bar.update(len(todo[start : start + batch_size]))
+    bar.close()
+    if not vectors:
+        raise RetrievalError(f"{folder}: no readable audio files to index ({len(report.skipped)} skipped)")
+    ordered = [p for p in files if p in vectors]
+    ids = [str(p.relative_to(folder)) for p in ordered]
+    catalogue = make_catalogue(ids, titles=[p.stem for p in ordered], audio_paths=[str(p) for p in ordered])
+    _write_index(out, run, ids, np.stack([vectors[p] for p in ordered]), catalogue, backend)
+    report.indexed = len(ordered)
+    return report
+
+
+def index_corpus(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    corpus_root: str | os.PathLike | None = None,
+    backend: str = "annoy",
+    progress: bool = True,
+) -> IndexReport:
+    """Index every track of a corpus (all splits, the unlabeled one included) with its audio and listening
+    data, and its metadata (title, artist, tags with score ≥ the run's threshold, audio path)."""
+    import torch
+
+    from retrieval.config import expand_path
+    from retrieval.data.corpus import load_corpus
+    from retrieval.data.features import MelStore
+    from retrieval.embedding import embed_batches
+    from retrieval.index.base import make_catalogue
+    from retrieval.model import TrackInputs
+    from retrieval.training.experiment import load_run
+
+    run = load_run(run_dir)
+    config = run.config
+    corpus = load_corpus(Path(corpus_root) if corpus_root else expand_path(config.data.root))
+    report = IndexReport(Path(out))
+    ids = list(corpus.song_ids())
+    audio_paths: dict[str, Path] = {}
+    mels = None
+    if run.model.audio is not None:
+        located = corpus.audio_locator().locate(ids)
+        audio_paths = located.found
+        for missing in located.missing:
+            report.skipped[missing] = "no audio file"
+        mels = MelStore(Path(corpus.root) / "cache" / "mel", run.model.audio.mel)
+        for track_id, message in mels.build(located.found, progress=progress).items():
+            report.skipped[track_id] = message
+    factors = has = None
+    if run.model.listening_dim:
+        from retrieval.encoders.listening import ItemFactors
+
+        item_factors = ItemFactors.load(Path(run.folder) / "item_factors.npz")
+        factors, has = item_factors.lookup(ids)
+        if run.model.modality in ("cultural", "concat"):
+            for track_id in np.asarray(ids)[~has]:
+                report.skipped[track_id] = "no listening data (this model needs it)"
+    ids = [i for i in ids if i not in report.skipped]
+    rows = {i: r for r, i in enumerate(corpus.song_ids())}
+    listening = (
+        torch.from_numpy(np.stack([factors[rows[i]] for i in ids]).astype(np.float32)) if factors is not None else None
+    )
+    has_listening = (
+        torch.tensor([bool(has[rows[i]]) for i in ids]) if has is not None else torch.zeros(len(ids), dtype=torch.bool)
+    )
+
+    def inputs_for(batch: list[int]) -> TrackInputs:
+        mel = (
+            mels.track_crops([ids[r] for r in batch], run.model.audio.input_frames, config.eval.n_crops)
+            if mels
+            else None
+        )
+        return TrackInputs(
+            mel=mel, listening=None if listening is None else listening[batch], has_listening=has_listening[batch]
+        )
+
+    vectors = embed_batches(run.model, len(ids), inputs_for, config.eval.batch_size).numpy()
+    tagged = corpus.track_tags[corpus.track_tags["score"] >= config.data.min_score]
+    tags_of = tagged.groupby("song_id")["cleaned_tag"].agg(lambda t: tuple(dict.fromkeys(t)))
+    tracks = corpus.tracks.reindex(ids)
+    catalogue = make_catalogue(
+        ids,
+        titles=tracks["title"].tolist(),
+        artists=tracks["artist"].tolist(),
+        tags=[tags_of.get(i, ()) for i in ids],
+        audio_paths=[str(audio_paths[i]) if i in audio_paths else None for i in ids],
+    )
+    _write_index(Path(out), run, ids, vectors, catalogue, backend)
+    report.indexed = report.embedded = len(ids)
+    return report
