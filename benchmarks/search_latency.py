@@ -246,7 +246,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dim", type=int, default=256, help="embedding dimension")
     parser.add_argument("--queries", type=int, default=200, help="queries for latency and recall")
     parser.add_argument("--n-trees", type=int, default=DEFAULT_N_TREES, help="annoy trees")
-    parser.add_argument("--search-k", type=int, nargs="+", default=[DEFAULT_SEARCH_K // 2, DEFAULT_SEARCH_K],
+    parser.add_argument("--search-k", type=int, nargs="+",
+                        default=[DEFAULT_SEARCH_K // 2, DEFAULT_SEARCH_K, 2 * DEFAULT_SEARCH_K],
                         help="annoy search_k values to measure (one build)")
     parser.add_argument("--alpha", type=float, default=1.0,
                         help="power-law exponent of the within-style spectrum (smaller: harder)")

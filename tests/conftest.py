@@ -27,3 +27,14 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_config_path() -> Path:
     return Path(__file__).resolve().parents[1] / "configs" / "demo" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path, tiny_config_path: Path) -> Path:
+    """A gated model trained for seconds on the tiny corpus (session-wide: tests must not modify it)."""
+    from retrieval.config import load_config
+    from retrieval.training.experiment import train_run
+
+    run = tmp_path_factory.mktemp("runs") / "gated"
+    train_run(load_config(tiny_config_path, [f"data.root={tiny_corpus}"]), run, progress=False)
+    return run

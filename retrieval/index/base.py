@@ -69,7 +69,7 @@ META_FILE = "meta.json"
 IDS_FILE = "ids.npy"
 CATALOGUE_FILE = "catalogue.tsv"
 # The command a user runs to rebuild an index; quoted in errors about stale indexes.
-REBUILD_COMMAND = "retrieval index"
+REBUILD_COMMAND = "retrieval index AUDIO_DIR --model RUN --out INDEX"
 
 CATALOGUE_COLUMNS: tuple[str, ...] = ("track_id", "title", "artist", "tags", "audio_path")
 TAG_SEPARATOR = "|"

@@ -22,10 +22,8 @@ def _config(tiny_config_path: Path, corpus: Path, *extra: str):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_corpus, tiny_config_path) -> Path:
-    run = tmp_path_factory.mktemp("runs") / "gated"
-    train_run(_config(tiny_config_path, tiny_corpus), run, progress=False)
-    return run
+def trained(tiny_run) -> Path:
+    return tiny_run
 
 
 def test_save_load_round_trip_gives_identical_embeddings(trained: Path) -> None:

@@ -135,9 +135,7 @@ def distinct_onsets(onset: np.ndarray) -> int:
 
 def pitch_class_histogram(pitch: np.ndarray, duration: np.ndarray) -> np.ndarray:
     """Duration-weighted pitch-class histogram, shape (12,), summing to the total duration."""
-    return np.bincount(
-        np.asarray(pitch) % PITCH_CLASSES, weights=np.asarray(duration, float), minlength=PITCH_CLASSES
-    )
+    return np.bincount(np.asarray(pitch) % PITCH_CLASSES, weights=np.asarray(duration, float), minlength=PITCH_CLASSES)
 
 
 def key_profiles() -> tuple[np.ndarray, list[tuple[int, str]]]:

@@ -62,7 +62,13 @@ import pandas as pd
 
 from retrieval.data.demo import ids, listeners, tags, text
 from retrieval.data.demo.render import SAMPLE_RATE, RenderSettings, draw_settings, soundfont_path
-from retrieval.data.demo.sources import COLLECTION_BY_KEY, COLLECTIONS, Piece, full_catalogue
+from retrieval.data.demo.sources import (
+    COLLECTION_BY_KEY,
+    COLLECTIONS,
+    Piece,
+    assign_artists,
+    full_catalogue,
+)
 from retrieval.errors import ConfigError, DataError
 from retrieval.fileio import write_text_atomic
 
@@ -83,6 +89,8 @@ MIN_PER_SPLIT = 3
 """Tracks per tag required in each of train/valid/test at the default size (scaled for smaller builds)."""
 UNLABELED_SHARE = 0.10
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
+SPLIT_MAX_DRAWS = 5000
+"""Artist shuffles the split builder may try (each is a few vectorised operations)."""
 MAX_FILL_ROUNDS = 8
 """Rounds of replacing skipped pieces with the next pieces of their collection."""
 
@@ -174,10 +182,7 @@ class DemoSummary:
         if self.dropped_tags:
             lines.append(
                 f"  dropped {len(self.dropped_tags)} rare tags: "
-                + ", ".join(
-                    f"{t} ({d['tracks']} tracks, {d['artists']} artists)"
-                    for t, d in self.dropped_tags.items()
-                )
+                + ", ".join(f"{t} ({d['tracks']} tracks, {d['artists']} artists)" for t, d in self.dropped_tags.items())
             )
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} pieces: " + "; ".join(self.skipped))
@@ -248,8 +253,8 @@ def build_demo_corpus(
 
     catalogue = full_catalogue()
     plans, skipped = _render_all(out, catalogue, n_tracks, seed, seconds, workers, progress)
-    tracks = _track_table(plans)
-    pieces = {plan.piece.key: plan.piece for plan, _ in plans}
+    pieces = {plan.piece.key: plan.piece for plan, _ in plans}  # in catalogue order
+    tracks = _track_table(plans, assign_artists(list(pieces.values())))
     manifest = _write_tables(out, tracks, pieces, seed, n_tracks)
     _remove_stale_audio(out, set(tracks["track_id"]))
 
@@ -321,10 +326,7 @@ def cached_summary(out: Path, arguments_hash: str) -> DemoSummary | None:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if (
-        manifest.get("arguments_hash") != arguments_hash
-        or manifest.get("generator_version") != GENERATOR_VERSION
-    ):
+    if manifest.get("arguments_hash") != arguments_hash or manifest.get("generator_version") != GENERATOR_VERSION:
         return None
     if not all((out / name).is_file() for name in manifest.get("files", ())):
         return None
@@ -558,7 +560,7 @@ def render_piece_task(out: str, plans: Sequence[TrackPlan]) -> list[dict] | str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _track_table(tracks: list[tuple[TrackPlan, dict]]) -> pd.DataFrame:
+def _track_table(tracks: list[tuple[TrackPlan, dict]], artists: dict[str, str]) -> pd.DataFrame:
     """One row per track: ids, catalogue fields and measured features, in catalogue order."""
     rows = []
     for index, (plan, features) in enumerate(tracks):
@@ -569,7 +571,7 @@ def _track_table(tracks: list[tuple[TrackPlan, dict]]) -> pd.DataFrame:
                 "track_index": index,
                 "track_id": plan.track_id,
                 "song_id": plan.song_id,
-                "artist": piece.artist,
+                "artist": artists[piece.key],
                 "title": piece.title,
                 "collection": piece.collection,
                 "collection_name": collection.name,
@@ -582,9 +584,7 @@ def _track_table(tracks: list[tuple[TrackPlan, dict]]) -> pd.DataFrame:
 
 def _annotations(tracks: pd.DataFrame, pieces: dict[str, Piece]) -> tuple[pd.DataFrame, dict[str, set[str]]]:
     """True annotations ``track_index, tag, category`` (one row per pair) and each tag's sources."""
-    per_piece = {
-        key: tags.catalogue_tags(piece, COLLECTION_BY_KEY[piece.collection]) for key, piece in pieces.items()
-    }
+    per_piece = {key: tags.catalogue_tags(piece, COLLECTION_BY_KEY[piece.collection]) for key, piece in pieces.items()}
     lengths = tracks["piece"].map(lambda key: len(per_piece[key])).to_numpy()
     catalogue_rows = pd.DataFrame(
         {
@@ -607,17 +607,10 @@ def _category_order(vocabulary: pd.DataFrame) -> pd.DataFrame:
     from retrieval.data.msd500 import CATEGORIES
 
     rank = vocabulary["category"].map({c: i for i, c in enumerate(CATEGORIES)})
-    return (
-        vocabulary.assign(_rank=rank)
-        .sort_values(["_rank", "tag"])
-        .drop(columns="_rank")
-        .reset_index(drop=True)
-    )
+    return vocabulary.assign(_rank=rank).sort_values(["_rank", "tag"]).drop(columns="_rank").reset_index(drop=True)
 
 
-def _write_tables(
-    out: Path, tracks: pd.DataFrame, pieces: dict[str, Piece], seed: int, n_tracks: int
-) -> dict:
+def _write_tables(out: Path, tracks: pd.DataFrame, pieces: dict[str, Piece], seed: int, n_tracks: int) -> dict:
     """Tag, simulate, split and write every table; return the manifest (without arguments)."""
     from retrieval.data import msd500, splits, taste_profile
 
@@ -633,9 +626,7 @@ def _write_tables(
             f"{MIN_TRACKS_PER_TAG} tracks each"
         )
 
-    scored = tags.score_annotations(
-        truth, vocabulary, len(tracks), np.random.default_rng([seed, _SCORES_STREAM])
-    )
+    scored = tags.score_annotations(truth, vocabulary, len(tracks), np.random.default_rng([seed, _SCORES_STREAM]))
     song_of = tracks["song_id"].to_numpy()
     track_tags = pd.DataFrame(
         {
@@ -656,9 +647,7 @@ def _write_tables(
         listeners.n_listeners_for(len(tracks)),
         np.random.default_rng([seed, _LISTENERS_STREAM]),
     )
-    taste_profile.write_taste_profile(
-        profile.users, profile.songs, profile.counts, out / "train_triplets.txt"
-    )
+    taste_profile.write_taste_profile(profile.users, profile.songs, profile.counts, out / "train_triplets.txt")
 
     about = {c.key: c.about for c in COLLECTIONS}
     documents = text.build_documents(tracks, scored, about, np.random.default_rng([seed, _TEXT_STREAM]))
@@ -769,9 +758,7 @@ def _listener_attributes(tracks: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFr
     index = tracks["track_index"]
     attributes = pd.DataFrame({"collection": tracks["collection"], "instrument": tracks["instrument"]})
     for family in ("location", "language", "decade"):
-        first = (
-            truth[truth["category"] == family].drop_duplicates("track_index").set_index("track_index")["tag"]
-        )
+        first = truth[truth["category"] == family].drop_duplicates("track_index").set_index("track_index")["tag"]
         attributes[family] = index.map(first).fillna("").to_numpy()
     attributes["pace"] = np.select(
         [tracks["pace"] < tags.SLOW_PACE, tracks["pace"] > tags.FAST_PACE], ["slow", "fast"], "moderate"

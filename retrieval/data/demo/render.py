@@ -273,16 +273,10 @@ class Synthesizer:
             synth.program_select(channel, self._sfid, 0, program)
         channel_of = np.asarray(channels)[notes.part % len(channels)]
         # Parts sum in the synthesiser: scale velocity down a little for dense textures.
-        velocity = (
-            settings.velocity
-            - 4 * np.log2(max(notes.n_parts, 1))
-            + rng.normal(0, VELOCITY_JITTER, len(notes))
-        )
+        velocity = settings.velocity - 4 * np.log2(max(notes.n_parts, 1)) + rng.normal(0, VELOCITY_JITTER, len(notes))
         velocity = np.clip(np.round(velocity), 1, 127).astype(int)
         start = np.round(notes.onset * seconds_per_quarter * self.sample_rate).astype(np.int64)
-        stop = np.round((notes.onset + notes.duration) * seconds_per_quarter * self.sample_rate).astype(
-            np.int64
-        )
+        stop = np.round((notes.onset + notes.duration) * seconds_per_quarter * self.sample_rate).astype(np.int64)
         stop = np.minimum(np.maximum(stop, start + 1), n_samples)
         # Events: (sample, kind, note index); offs (kind 0) before ons (kind 1) at the same sample.
         times = np.concatenate([stop, start])
@@ -324,9 +318,7 @@ def impulse_response(rt60: float, sample_rate: int, rng: np.random.Generator) ->
     return h / np.linalg.norm(h)
 
 
-def _reverb(
-    dry: np.ndarray, wet: float, rt60: float, sample_rate: int, rng: np.random.Generator
-) -> np.ndarray:
+def _reverb(dry: np.ndarray, wet: float, rt60: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """``(1 − wet)·x + wet·(h * x)`` truncated to the input length; ``x`` unchanged when ``wet = 0``."""
     if wet <= 0 or rt60 <= 0:
         return dry.astype(np.float64)

@@ -13,13 +13,13 @@ This module knows *what* each source is; it does not render anything.
   score is parsed.
 * :func:`parse_piece` parses one piece with ``music21`` (the slow step, done once per piece).
 
-Artists: a composer or a collection is far too large a unit for an artist-level split (every tag of
-a collection would land in one split), so each collection is divided into *volumes* and each volume is
-one artist, e.g. ``"O'Neill's Music of Ireland (1850), vol. 3"``. Volumes are made of groups (ten
-consecutive tunes of an ABC file, a mass, five madrigals of a book) dealt round-robin, so every volume
-mixes the collection's sections (song tunes and pipe tunes, airs and dances). The trecento pieces are
-grouped by PMFC edition volume and the Classical pieces by opus (``"L. van Beethoven (op. 59 no. 1)"``).
-All renders of one piece share its artist, so no piece is ever split across train and test.
+Artists (:func:`assign_artists`): a composer or a collection is far too large a unit for an
+artist-level split (every tag of a collection would land in one split, and a 70/15/15 split needs
+many artists per tag), so the pieces chosen from a collection are bound, in their (seeded, random)
+selection order, into *volumes* of about :data:`TRACKS_PER_ARTIST` tracks, and each volume is one
+artist: ``"O'Neill's Music of Ireland (1850), vol. 3"``, ``"L. van Beethoven, vol. 2"`` (Classical
+movements are bound per composer). All renders of one piece share its artist, so no piece is ever
+split across train and test.
 
 Left out on purpose: the Beethoven quartets stored whole in one file (20–80 s to parse each, for a
 15 s excerpt; their per-movement files are used instead); the ``nottingham-dataset`` folder of this
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,9 +46,7 @@ class Collection:
         key: short identifier, e.g. ``"oneills"``.
         name: catalogue name written into descriptions, e.g. ``"O'Neill's Music of Ireland (1850)"``.
         patterns: glob patterns of its files, relative to the music21 corpus folder.
-        artist: base artist name; volumes append ``", vol. N"`` (or ``" (group)"``).
-        volumes: how many artist volumes to divide the collection's groups into; ignored by the
-            trecento (one artist per PMFC volume) and the quartets (one per composer and opus).
+        artist: base artist name; volumes append ``", vol. N"`` (the quartets use the composer).
         genres: genre tags every piece of the collection carries.
         location: location tag, a place name (``"ireland"``, ``"usa"``), or None when it comes per
             piece (Essen ``O:`` field, composer). Place names keep location tags distinct from
@@ -67,7 +65,6 @@ class Collection:
     name: str
     patterns: tuple[str, ...]
     artist: str
-    volumes: int
     genres: tuple[str, ...]
     location: str | None
     language: str | None
@@ -89,14 +86,13 @@ class Piece:
         collection: the :attr:`Collection.key`.
         path: file path relative to the music21 corpus folder.
         title: catalogue title.
-        group: the unit volumes are made of (source file, mass, opus).
+        group: the unit the piece belongs to (ABC file, mass, opus, madrigal book, BWV number).
         abc: for ABC sources, the text of this one tune (file header included); None otherwise.
         rhythm: the ABC ``R:`` field or Humdrum genre, lowercased ('' when absent).
         origin: the ABC ``O:`` field (region), '' when absent.
         source_note: the ABC ``S:`` field (printed source), '' when absent.
         section: the ``% ----`` comment heading the tune sits under in its file ('' when none).
         size: file size in bytes (a proxy for parsing cost, used to schedule work).
-        artist: assigned by :func:`catalogue` (collection artist plus volume).
     """
 
     key: str
@@ -110,7 +106,6 @@ class Piece:
     source_note: str = ""
     section: str = ""
     size: int = 0
-    artist: str = field(default="", compare=False)
 
 
 # Instruments shared by several collections (tags; render.INSTRUMENTS maps them to GM programs).
@@ -123,7 +118,6 @@ COLLECTIONS: tuple[Collection, ...] = (
         name="O'Neill's Music of Ireland (1850)",
         patterns=("oneills1850/*.abc",),
         artist="O'Neill's Music of Ireland (1850)",
-        volumes=14,
         genres=("folk", "irish folk", "celtic"),
         location="ireland",
         language="instrumental",
@@ -141,7 +135,6 @@ COLLECTIONS: tuple[Collection, ...] = (
         name="Ryan's Mammoth Collection (1883)",
         patterns=("ryansMammoth/*.abc",),
         artist="Ryan's Mammoth Collection",
-        volumes=12,
         genres=("folk", "fiddle tune", "american folk"),
         location="usa",
         language="instrumental",
@@ -159,7 +152,6 @@ COLLECTIONS: tuple[Collection, ...] = (
         name="Aird's Selection of Scotch, English, Irish and Foreign Airs",
         patterns=("airdsAirs/*.abc",),
         artist="Aird's Airs",
-        volumes=10,
         genres=("folk", "scottish folk", "celtic"),
         location="scotland",
         language="instrumental",
@@ -177,7 +169,6 @@ COLLECTIONS: tuple[Collection, ...] = (
         name="Northumbrian Minstrelsy (1882)",
         patterns=("miscFolk/northumbrianminstrelsyopus.abc",),
         artist="Bruce & Stokoe",
-        volumes=6,
         genres=("folk", "english folk"),
         location="england",
         language=None,
@@ -195,7 +186,6 @@ COLLECTIONS: tuple[Collection, ...] = (
         name="Colonial and Civil War American Fife Music",
         patterns=("miscFolk/americanfifeopus.abc",),
         artist="American Fife Tunebooks",
-        volumes=4,
         genres=("folk", "american folk"),
         location="usa",
         language="instrumental",
@@ -222,7 +212,6 @@ COLLECTIONS: tuple[Collection, ...] = (
             "essenFolksong/dva0.abc",
         ),
         artist="Essen Folksong Collection (German)",
-        volumes=20,
         genres=("folk", "german folk"),
         location=None,
         language="german",
@@ -241,7 +230,6 @@ COLLECTIONS: tuple[Collection, ...] = (
         name="Essen Folksong Collection: Lorraine (Pinck, Verklingende Weisen)",
         patterns=("essenFolksong/lot.abc",),
         artist="L. Pinck, Verklingende Weisen",
-        volumes=5,
         genres=("folk", "german folk"),
         location="france",
         language="german",
@@ -259,7 +247,6 @@ COLLECTIONS: tuple[Collection, ...] = (
         name="Essen Folksong Collection: Luxembourg",
         patterns=("essenFolksong/lux.abc",),
         artist="Luxembourg song books",
-        volumes=5,
         genres=("folk",),
         location="luxembourg",
         language=None,
@@ -277,7 +264,6 @@ COLLECTIONS: tuple[Collection, ...] = (
         name="Essen Folksong Collection: Han Chinese songs",
         patterns=("essenFolksong/han1.abc", "essenFolksong/han2.abc"),
         artist="Han Chinese folk songs",
-        volumes=14,
         genres=("folk", "chinese folk"),
         location="china",
         language="chinese",
@@ -295,7 +281,6 @@ COLLECTIONS: tuple[Collection, ...] = (
         name="J. S. Bach: Four-part chorales",
         patterns=("bach/bwv*.mxl",),
         artist="J. S. Bach",
-        volumes=10,
         genres=("classical", "baroque", "chorale", "sacred", "choral"),
         location="germany",
         language="german",
@@ -313,7 +298,6 @@ COLLECTIONS: tuple[Collection, ...] = (
         name="G. P. da Palestrina: Masses",
         patterns=("palestrina/*.krn",),
         artist="G. P. da Palestrina",
-        volumes=10,
         genres=("classical", "renaissance", "early music", "mass", "sacred", "polyphony", "choral"),
         location="italy",
         language="latin",
@@ -330,8 +314,7 @@ COLLECTIONS: tuple[Collection, ...] = (
         key="trecento",
         name="Polyphonic Music of the Fourteenth Century (trecento)",
         patterns=("trecento/*.xml",),
-        artist="Trecento",
-        volumes=0,
+        artist="Trecento polyphony",
         genres=("early music", "medieval", "polyphony"),
         location="italy",
         language=None,
@@ -349,7 +332,6 @@ COLLECTIONS: tuple[Collection, ...] = (
         name="C. Monteverdi: Madrigals, Books 3-5",
         patterns=("monteverdi/madrigal.*.mxl",),
         artist="C. Monteverdi",
-        volumes=6,
         genres=("classical", "renaissance", "early music", "madrigal", "choral"),
         location="italy",
         language="italian",
@@ -366,7 +348,6 @@ COLLECTIONS: tuple[Collection, ...] = (
         name="Classical string quartets and sonatas",
         patterns=("mozart/*/*.mxl", "haydn/*/*.mxl", "beethoven/*/*.mxl"),
         artist="",
-        volumes=0,
         genres=("classical", "chamber music"),
         location=None,
         language="instrumental",
@@ -422,6 +403,12 @@ def corpus_root() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "corpus"
 
 
+def _pmfc_volume(path: str) -> str:
+    """The PMFC edition volume of a trecento file (``"trecento/PMFC_12_3-Gloria.xml"`` → ``"12"``)."""
+    found = re.search(r"PMFC_(\d+)", path)
+    return found[1] if found else Path(path).stem.split("_")[0]
+
+
 def piece_year(piece: Piece, collection: Collection) -> int | None:
     """The documented year of a piece: the work's, the printed source's (``S:`` field), or the collection's.
 
@@ -431,8 +418,8 @@ def piece_year(piece: Piece, collection: Collection) -> int | None:
     if collection.key == "quartets":
         return _QUARTET_FACTS[piece.group][2]
     if collection.key == "monteverdi":
-        return _MONTEVERDI_BOOK_YEARS.get(piece.group.split("/")[0])
-    if collection.key == "aird" and piece.group.startswith("book6"):
+        return _MONTEVERDI_BOOK_YEARS.get(piece.group)
+    if collection.key == "aird" and piece.group == "book6":
         return _AIRD_BOOK6_YEAR
     if collection.key in ("essen_lorraine", "essen_lux"):
         found = _YEAR_PATTERN.findall(piece.source_note)
@@ -463,14 +450,14 @@ def piece_language(piece: Piece, collection: Collection) -> str | None:
     if collection.language is not None:
         return collection.language
     if collection.key == "trecento":
-        return "latin" if piece.group in _TRECENTO_LATIN_VOLUMES else "italian"
+        return "latin" if _pmfc_volume(piece.path) in _TRECENTO_LATIN_VOLUMES else "italian"
     if collection.key == "northumbrian":
         return "english" if "song" in piece.section.lower() else "instrumental"
     return None
 
 
 def catalogue(collection: Collection, root: Path | None = None) -> list[Piece]:
-    """List every piece of ``collection`` from its files' headers, with artists assigned.
+    """List every piece of ``collection`` from its files' headers.
 
     Args:
         collection: one of :data:`COLLECTIONS`.
@@ -481,12 +468,7 @@ def catalogue(collection: Collection, root: Path | None = None) -> list[Piece]:
     """
     root = corpus_root() if root is None else root
     files = sorted(
-        {
-            p
-            for pattern in collection.patterns
-            for p in root.glob(pattern)
-            if not p.stem.endswith(_SUPERSEDED_SUFFIXES)
-        }
+        {p for pattern in collection.patterns for p in root.glob(pattern) if not p.stem.endswith(_SUPERSEDED_SUFFIXES)}
     )
     pieces: list[Piece] = []
     for path in files:
@@ -497,30 +479,36 @@ def catalogue(collection: Collection, root: Path | None = None) -> list[Piece]:
             pieces.append(_humdrum_piece(collection, path, rel))
         else:
             pieces.append(_file_piece(collection, path, rel))
-    return _assign_artists(collection, pieces)
+    return pieces
 
 
-def _assign_artists(collection: Collection, pieces: list[Piece]) -> list[Piece]:
-    """Deal the collection's groups round-robin into volumes; each volume is one artist."""
-    groups = sorted({p.group for p in pieces})
-    rank = {g: i for i, g in enumerate(groups)}
-    out = []
+TRACKS_PER_ARTIST = 6
+"""Target tracks per artist volume (see :func:`assign_artists`)."""
+
+
+def artist_base(piece: Piece) -> str:
+    """The name a piece's volumes are called after: the composer for the quartets, else the collection's."""
+    if piece.collection == "quartets":
+        return _QUARTET_FACTS[piece.group][0]
+    return COLLECTION_BY_KEY[piece.collection].artist
+
+
+def assign_artists(pieces: list[Piece]) -> dict[str, str]:
+    """Bind pieces into artist volumes: piece key → artist.
+
+    The pieces sharing an :func:`artist_base` are taken in the given order (the build's seeded selection
+    order) and bound ``max(1, round(TRACKS_PER_ARTIST / renders))`` at a time into volumes
+    ``"<base>, vol. 1"``, ``"<base>, vol. 2"``, …
+    """
+    artists: dict[str, str] = {}
+    seen: dict[str, int] = {}
     for piece in pieces:
-        if collection.key == "quartets":
-            composer = _QUARTET_FACTS[piece.group][0]
-            artist = f"{composer} ({_opus_label(piece.group)})"
-        elif collection.key == "trecento":
-            volume = f"PMFC vol. {int(piece.group)}" if piece.group.isdigit() else piece.group
-            artist = f"{collection.artist} ({volume})"
-        else:
-            volume = rank[piece.group] % max(collection.volumes, 1) + 1
-            artist = f"{collection.artist}, vol. {volume}"
-        out.append(_with_artist(piece, artist))
-    return out
-
-
-def _with_artist(piece: Piece, artist: str) -> Piece:
-    return Piece(**{**piece.__dict__, "artist": artist})
+        base = artist_base(piece)
+        per_volume = max(1, round(TRACKS_PER_ARTIST / COLLECTION_BY_KEY[piece.collection].renders))
+        index = seen.get(base, 0)
+        seen[base] = index + 1
+        artists[piece.key] = f"{base}, vol. {index // per_volume + 1}"
+    return artists
 
 
 def _opus_label(group: str) -> str:
@@ -530,10 +518,6 @@ def _opus_label(group: str) -> str:
         return f"K. {work[1:]}"
     return re.sub(r"opus(\d+)(?:no(\d+))?", lambda m: f"op. {m[1]}" + (f" no. {m[2]}" if m[2] else ""), work)
 
-
-# Consecutive tunes of an ABC file form one group (the unit volumes are made of), so that collections
-# stored in one or two files still divide into enough artists.
-_TUNES_PER_GROUP = 10
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -553,7 +537,6 @@ def _abc_pieces(collection: Collection, path: Path, rel: str) -> list[Piece]:
     size = path.stat().st_size // max(len(blocks) - 1, 1)
     section = ""
     pieces = []
-    index = 0
     for block in blocks:
         # A "% ---- Song tunes ----" comment at the end of a block heads the tunes that follow it.
         next_section = _last_section(block) or section
@@ -567,19 +550,13 @@ def _abc_pieces(collection: Collection, path: Path, rel: str) -> list[Piece]:
                 fields[match[1]] = _CONTROL_CHARACTERS.sub("", match[2])
         number = fields.get("X", "").strip()
         title = _clean_title(fields.get("T", "")) or f"{path.stem} {number}"
-        group = (
-            _ryans_group(path.stem)
-            if collection.key == "ryans"
-            else f"{path.stem}/{index // _TUNES_PER_GROUP:03d}"
-        )
-        index += 1
         pieces.append(
             Piece(
                 key=f"{rel}#{number}",
                 collection=collection.key,
                 path=rel,
                 title=title,
-                group=group,
+                group=path.stem,
                 abc=(header + "\n" + block).strip() + "\n",
                 rhythm=fields.get("R", "").lower(),
                 origin=fields.get("O", ""),
@@ -606,11 +583,6 @@ def _clean_title(title: str) -> str:
 def _last_section(block: str) -> str:
     found = re.findall(r"^%\s*-{3,}\s*(.*?)\s*-*\s*$", block, flags=re.M)
     return found[-1] if found else ""
-
-
-def _ryans_group(stem: str) -> str:
-    """Ryan's tunes are one file each; group them alphabetically (by initial) so volumes mix dance types."""
-    return stem[:1].upper()
 
 
 def _humdrum_piece(collection: Collection, path: Path, rel: str) -> Piece:
@@ -644,24 +616,18 @@ def _file_piece(collection: Collection, path: Path, rel: str) -> Piece:
         title = f"Chorale BWV {stem[3:]}"
     elif collection.key == "monteverdi":
         book, number = stem.split(".")[1:3]
-        # Five madrigals to a group so that three books still make several artists.
-        group, title = f"{book}/{(int(number) - 1) // 5}", f"Madrigal, Book {book} no. {number}"
+        group, title = book, f"Madrigal, Book {book} no. {number}"
     elif collection.key == "trecento":
-        volume = re.match(r"PMFC_(\d+)", stem)
-        group = volume[1] if volume else stem.split("_")[0]
+        group = stem
         title = re.sub(r"^PMFC_[\d_a-z]*-?", "", stem).replace("_", " ").replace("-", " ").strip() or stem
     elif collection.key == "quartets":
         parts = Path(rel).with_suffix("").parts
         group = "/".join(parts[:2])
         movement = parts[2].replace("movement", "movement ").replace("_", " ") if len(parts) > 2 else ""
-        title = f"{_QUARTET_FACTS[group][0].split()[-1]} {_opus_label(group)}" + (
-            f", {movement}" if movement else ""
-        )
+        title = f"{_QUARTET_FACTS[group][0].split()[-1]} {_opus_label(group)}" + (f", {movement}" if movement else "")
     else:
         group, title = stem, stem
-    return Piece(
-        key=rel, collection=collection.key, path=rel, title=title, group=group, size=path.stat().st_size
-    )
+    return Piece(key=rel, collection=collection.key, path=rel, title=title, group=group, size=path.stat().st_size)
 
 
 def full_catalogue(root: Path | None = None) -> dict[str, list[Piece]]:

@@ -162,9 +162,7 @@ RULES: tuple[Rule, ...] = (
         lambda f: _fast(f) & _major(f) & _plays(LIGHT_INSTRUMENTS)(f),
     ),
     Rule("intense", "mood", "not slow + loud + minor", lambda f: ~_slow(f) & _loud(f) & _minor(f)),
-    Rule(
-        "relaxing", "mood", "not fast + soft + reverberant", lambda f: ~_fast(f) & _soft(f) & _reverberant(f)
-    ),
+    Rule("relaxing", "mood", "not fast + soft + reverberant", lambda f: ~_fast(f) & _soft(f) & _reverberant(f)),
     Rule("sleep", "activity", "slow + soft", lambda f: _slow(f) & _soft(f)),
     Rule("party", "activity", "fast + loud + major", lambda f: _fast(f) & _loud(f) & _major(f)),
     Rule(

@@ -38,9 +38,7 @@ def _join(tags: Sequence[str]) -> str:
     return tags[0] if len(tags) == 1 else ", ".join(tags[:-1]) + " and " + tags[-1]
 
 
-def track_document(
-    title: str, collection: str, artist: str, tags: pd.DataFrame, rng: np.random.Generator
-) -> str:
+def track_document(title: str, collection: str, artist: str, tags: pd.DataFrame, rng: np.random.Generator) -> str:
     """One track's description on a single line.
 
     Args:
