@@ -24,9 +24,7 @@ from retrieval.data.demo.build import DEFAULT_N_TRACKS, DEFAULT_SECONDS
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tracks", type=int, default=DEFAULT_N_TRACKS, help="tracks to render")
     parser.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, help="excerpt length per track")
     parser.add_argument("--seed", type=int, default=0)

@@ -52,9 +52,13 @@ def test_similar_and_audio_query_and_tag(corpus_index: Path) -> None:
     first = retriever.search("folk", k=1)[0]
     similar = retriever.similar(first.track_id, k=3)
     assert len(similar) == 3 and first.track_id not in [hit.track_id for hit in similar]
-    by_audio = retriever.search_by_audio(first.audio_path, k=3)
-    # The track's own audio is its nearest neighbour (same vector up to float error).
-    assert by_audio[0].track_id == first.track_id
+    assert len(retriever.search_by_audio(first.audio_path, k=3)) == 3
+    # A file embeds like its corpus track: the gated model's audio half is the same vector (the corpus path reads
+    # the float16 mel cache); the cultural half differs because a bare file has no listening data (cold start).
+    half = retriever.model.embed_dim
+    from_file = retriever.embed_audio([first.audio_path])[0, :half]
+    indexed = retriever.index.vectors_of([first.track_id])[0, :half]
+    np.testing.assert_allclose(from_file, indexed, atol=2e-3)
     tags = retriever.tag(first.audio_path, k=4)
     assert len(tags) == 4 and tags[0][1] >= tags[-1][1]
 

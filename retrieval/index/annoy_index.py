@@ -149,6 +149,9 @@ class AnnoyIndex(VectorIndex):
         distances = np.array([dists for _, dists in results], dtype=np.float32).reshape(len(queries), k)
         return rows, angular_to_cosine(distances)
 
+    def _vectors(self, rows: np.ndarray) -> np.ndarray:
+        return np.array([self._annoy.get_item_vector(int(row)) for row in rows], dtype=np.float32)
+
     def _write_files(self, folder: Path) -> None:
         # annoy writes the file, then memory-maps it in place of its in-memory copy.
         self._annoy.save(str(folder / ANN_FILE))

@@ -177,6 +177,10 @@ class VectorIndex(ABC):
         """Return (rows (q, k) int64, scores (q, k) float32) for (q, d) unit queries, 1 ≤ k ≤ len(self)."""
 
     @abstractmethod
+    def _vectors(self, rows: np.ndarray) -> np.ndarray:
+        """The stored unit vectors of ``rows`` → (len(rows), d) float32."""
+
+    @abstractmethod
     def _write_files(self, folder: Path) -> None:
         """Write the backend's files into ``folder`` (a fresh temporary folder)."""
 
@@ -275,6 +279,20 @@ class VectorIndex(ABC):
             raise ValueError(f"k must be at least 1, got {k}")
         rows, scores = self._search(l2_normalise(queries, "queries"), min(int(k), len(self._ids)))
         return self._ids[rows], scores
+
+    def vectors_of(self, ids: Sequence[str]) -> np.ndarray:
+        """The stored (unit) vectors of indexed track ids → (len(ids), d) float32.
+
+        Raises:
+            KeyError: an id is not in the index (named).
+        """
+        self._require_built()
+        if getattr(self, "_row_of", None) is None or len(self._row_of) != len(self._ids):
+            self._row_of = {track_id: row for row, track_id in enumerate(self._ids.tolist())}
+        missing = [track_id for track_id in ids if track_id not in self._row_of]
+        if missing:
+            raise KeyError(f"track ids not in this index: {missing[:_SHOW]}")
+        return self._vectors(np.array([self._row_of[track_id] for track_id in ids], dtype=np.int64))
 
     def search_hits(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
         """Like :meth:`search`, returning one list of :class:`Hit` per query with the catalogue's metadata."""

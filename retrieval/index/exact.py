@@ -106,6 +106,9 @@ class ExactIndex(VectorIndex):
         self._chunks: list[np.ndarray] = []
         self._matrix = np.empty((0, dim), dtype=np.float32)
 
+    def _vectors(self, rows: np.ndarray) -> np.ndarray:
+        return self.vectors[rows]
+
     @property
     def vectors(self) -> np.ndarray:
         """(n, d) float32 L2-normalised matrix of the built index; row i belongs to ``ids[i]``."""

@@ -294,9 +294,11 @@ def test_catalogue_lists_every_collection_and_artists_are_volumes_of_about_six_t
 
 
 def test_ids_are_msd_shaped_deterministic_and_seed_dependent():
-    a = ids.unique_ids(ids.SONG_PREFIX, 0, ["x", "y"])
-    assert a == ids.unique_ids(ids.SONG_PREFIX, 0, ["x", "y"]) != ids.unique_ids(ids.SONG_PREFIX, 1, ["x", "y"])
+    a = [ids.msd_id(ids.SONG_PREFIX, 0, key) for key in ("x", "y")]
+    assert a == [ids.msd_id(ids.SONG_PREFIX, 0, key) for key in ("x", "y")]
+    assert a != [ids.msd_id(ids.SONG_PREFIX, 1, key) for key in ("x", "y")]
     assert all(re.fullmatch(r"SO[A-Z0-9]{16}", i) for i in a) and len(set(a)) == 2
+    assert re.fullmatch(r"TR[A-Z0-9]{16}", ids.msd_id(ids.TRACK_PREFIX, 0, "x"))
 
 
 def test_listeners_prefer_tracks_that_share_their_non_audible_attributes():

@@ -443,6 +443,8 @@ def _render_all(
                     if isinstance(result, str):
                         logger.warning("demo corpus: skipped %s (%s): %s", piece.key, piece.title, result)
                         skipped.append((piece.key, result))
+                        bar.total += len(plans)  # their replacements are rendered in the next round
+                        bar.refresh()
                     else:
                         done[piece.key] = list(zip(plans, result, strict=True))
                         need[piece.collection] -= len(plans)
@@ -527,6 +529,9 @@ def render_piece_task(out: str, plans: Sequence[TrackPlan]) -> list[dict] | str:
     Returns:
         The features of each track (in ``plans`` order), or an error message when the piece cannot be
         parsed or rendered (the caller skips the piece).
+
+    Raises:
+        OSError: a track cannot be written (a full disk must stop the build, not skip every piece).
     """
     from retrieval.data.demo.analysis import notes_from_score
     from retrieval.data.demo.render import Synthesizer, features_to_dict, write_track
@@ -534,25 +539,22 @@ def render_piece_task(out: str, plans: Sequence[TrackPlan]) -> list[dict] | str:
 
     global _SYNTH
     piece = plans[0].piece
+    if _SYNTH is None:
+        _SYNTH = Synthesizer()
     try:
         with warnings.catch_warnings():  # music21 warns about many harmless notation details
             warnings.simplefilter("ignore")
             notes = notes_from_score(parse_piece(piece))
-        if _SYNTH is None:
-            _SYNTH = Synthesizer()
-        results = []
-        for plan in plans:
-            audio, features = _SYNTH.render(notes, plan.settings)
-            features_dict = features_to_dict(features)
-            write_track(
-                _audio_path(Path(out), plan.track_id),
-                audio,
-                {"input_hash": plan.input_hash, "features": features_dict, "piece": piece.key},
-            )
-            results.append(features_dict)
-        return results
+        rendered = [_SYNTH.render(notes, plan.settings) for plan in plans]
     except Exception as error:  # any failure of one source piece skips that piece only
         return f"{type(error).__name__}: {error}"
+    results = []
+    for plan, (audio, features) in zip(plans, rendered, strict=True):
+        features_dict = features_to_dict(features)
+        comment = {"input_hash": plan.input_hash, "features": features_dict, "piece": piece.key}
+        write_track(_audio_path(Path(out), plan.track_id), audio, comment)
+        results.append(features_dict)
+    return results
 
 
 # --------------------------------------------------------------------------------------------------
@@ -579,7 +581,10 @@ def _track_table(tracks: list[tuple[TrackPlan, dict]], artists: dict[str, str]) 
                 **features,
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if not (table["track_id"].is_unique and table["song_id"].is_unique):  # 36^16 ids: never in practice
+        raise RuntimeError("two demo tracks drew the same MSD id; change the seed")
+    return table
 
 
 def _annotations(tracks: pd.DataFrame, pieces: dict[str, Piece]) -> tuple[pd.DataFrame, dict[str, set[str]]]:

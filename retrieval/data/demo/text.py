@@ -4,8 +4,12 @@ The generator can honestly describe only what it knows, so every document is bui
 catalogue and the track's tags (score ≥ 50): one document per track (title, collection, artist and
 a few sentences that use its tags, then its tag list) and one per collection (a factual sentence
 about it and its most common tags). Sentence templates vary per track (seeded), so tags appear in
-varied contexts; multi-word tags (``irish folk``, ``fiddle tune``) always appear as the same word
-pair, often enough for gensim ``Phrases`` to join them.
+varied contexts; multi-word tags (``irish folk``, ``fiddle tune``) always appear as the same word pair.
+
+Phrase detection: the corpus is small (about 100k words, 8k distinct unigrams and bigrams, for the
+default 2,000 tracks) and ``folk`` is everywhere, so gensim ``Phrases``' default threshold (10, default
+scorer) joins only the rarer pairs (``love song``, ``pan flute``, ...). A threshold of 0.4 (default
+scorer) or 0.3 (``scoring="npmi"``) joins every multi-word tag, along with some template pairs.
 
 Note that these documents describe the whole catalogue, test tracks included: they inform which
 *words* are related, not which track has which tag.
