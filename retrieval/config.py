@@ -71,6 +71,8 @@ class TextSettings:
     vector_size: int = 300
     epochs: int = 30
     min_count: int = 2
+    phrase_min_count: int = 5
+    phrase_threshold: float = 10.0
 
 
 @dataclass(frozen=True)

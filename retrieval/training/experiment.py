@@ -48,6 +48,8 @@ def build_text_encoder(config: Config, folder: Path | None = None):
         vector_size=settings.vector_size,
         epochs=settings.epochs,
         min_count=settings.min_count,
+        phrase_min_count=settings.phrase_min_count,
+        phrase_threshold=settings.phrase_threshold,
         seed=config.train.seed,
     )
     if folder is not None:
