@@ -413,9 +413,22 @@ def read_selected_tags(path: str | Path) -> pd.DataFrame:
         DataError: wrong field count, empty tag, unknown category, or a tag listed twice (the second
             line is named).
     """
-    path = Path(path)
-    frame = read_tsv(path, SELECTED_TAGS_COLUMNS, header="optional")
-    category, unknown_category = canonical_category_column(frame, "category")
+    return read_tag_table(Path(path), SELECTED_TAGS_COLUMNS, header="optional")
+
+
+def read_tag_table(
+    path: Path, columns: Sequence[str], *, header: str, allow_empty_category: bool = False
+) -> pd.DataFrame:
+    """Read a two-column ``tag, category`` table (``selected_tags.tsv``, a split folder's ``tags.tsv``).
+
+    Returns:
+        DataFrame ``tag, category`` in file order, categories canonical (``""`` kept when allowed).
+
+    Raises:
+        DataError: wrong field count, empty tag, unknown category or a tag listed twice (line named).
+    """
+    frame = read_tsv(path, columns, header=header)
+    category, unknown_category = canonical_category_column(frame, "category", allow_empty=allow_empty_category)
     raise_first(
         path,
         frame.index,

@@ -27,10 +27,10 @@ from scipy import sparse
 
 from retrieval.data.msd500 import (
     DEFAULT_MIN_SCORE,
-    canonical_category_column,
     first_bad,
     label_matrix,
     raise_first,
+    read_tag_table,
     read_tsv,
 )
 from retrieval.errors import ConfigError, DataError
@@ -394,19 +394,7 @@ def read_split_tags(folder: str | Path) -> pd.DataFrame:
     Categories are canonicalised (see :func:`~retrieval.data.msd500.canonical_category`); an empty
     category is kept as ``""`` (unknown).
     """
-    path = Path(folder) / TAGS_FILE
-    frame = read_tsv(path, TAGS_COLUMNS, header="required")
-    category, unknown_category = canonical_category_column(frame, "category", allow_empty=True)
-    raise_first(
-        path,
-        frame.index,
-        [
-            ((frame["tag"] == "").to_numpy(), "empty tag"),
-            (frame["tag"].duplicated().to_numpy(), "tag listed twice"),
-            unknown_category,
-        ],
-    )
-    return pd.DataFrame({"tag": frame["tag"].to_numpy(), "category": category}).astype(str).copy()
+    return read_tag_table(Path(folder) / TAGS_FILE, TAGS_COLUMNS, header="required", allow_empty_category=True)
 
 
 def read_splits(folder: str | Path) -> Splits:
