@@ -121,12 +121,13 @@ def _compare(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     """`make demo`: build the demo corpus, train the demo config, evaluate it (each step reuses finished work)."""
     import os
+    import shutil
 
     from retrieval.config import load_config
     from retrieval.data.demo import build_demo_corpus
     from retrieval.evaluation import format_table
     from retrieval.indexing import index_corpus
-    from retrieval.training.experiment import evaluate_run, run_is_complete, train_run
+    from retrieval.training.experiment import config_changes, evaluate_run, load_run, run_is_complete, train_run
 
     if args.home:
         os.environ["RETRIEVAL_HOME"] = str(args.home)
@@ -138,6 +139,10 @@ def _demo(args: argparse.Namespace) -> int:
     print(summary.format())
     config = load_config(args.config, [f"data.root={paths.demo_corpus_dir()}", *args.set])
     run = paths.demo_run_dir()
+    last = run / "checkpoints" / "last.ckpt"
+    if last.exists() and config_changes(load_run(run, "last").config, config):
+        print(f"== the demo config changed since {run} was trained: retraining from scratch")
+        shutil.rmtree(run)
     if run_is_complete(run, config):
         print(f"== demo model: already trained in {run}")
     else:
@@ -321,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (RetrievalError, FileNotFoundError, FileExistsError, KeyError) as error:
+    except (RetrievalError, FileNotFoundError, FileExistsError, KeyError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -158,6 +158,19 @@ class Run:
     checkpoint: dict
 
 
+def config_changes(old: Config, new: Config) -> list[str]:
+    """Dotted keys whose values differ between two configs, except ``train.epochs`` (a run may be extended)."""
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for key, value in d.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    a, b = flat(old.to_dict()), flat(new.to_dict())
+    return sorted(k for k in a.keys() | b.keys() if k != "train.epochs" and a.get(k) != b.get(k))
+
+
 def run_is_complete(run: str | Path, config: Config) -> bool:
     """True when ``run`` finished training exactly ``config`` (so it can be reused instead of retrained)."""
     last = checkpoint_dir(run) / "last.ckpt"
@@ -211,6 +224,12 @@ def train_run(config: Config, out: str | Path, resume: bool = False, progress: b
     state = None
     if resume:
         payload = load_checkpoint(last)
+        changed = config_changes(config_from_dict(payload["config"]), config)
+        if changed:
+            raise ValueError(
+                f"{out} was trained with a different config ({', '.join(changed)}); only train.epochs may change "
+                "when resuming: train into another --out"
+            )
         model.load_state_dict(payload["model"])
         saved = payload["train_state"]
         optimizer.load_state_dict(saved["optimizer"])
