@@ -166,7 +166,8 @@ def _index(args: argparse.Namespace) -> int:
         report = index_corpus(args.model, args.out, corpus_root=args.source, backend=args.backend,
                               progress=not args.quiet)
     else:
-        report = index_folder(args.model, args.source, args.out, backend=args.backend, progress=not args.quiet)
+        report = index_folder(args.model, args.source, args.out, backend=args.backend, cache_dir=args.cache_dir,
+                              progress=not args.quiet)
     print(report.format())
     return 0
 
@@ -283,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--out", required=True, help="index folder to write")
     index.add_argument("--backend", default="annoy", choices=["annoy", "exact"])
     index.add_argument("--corpus", action="store_true", help="SOURCE is a corpus (MSD500 layout), not a folder")
+    index.add_argument("--cache-dir", default=None, help="per-file embedding cache (default $RETRIEVAL_HOME/embeddings)")
     index.set_defaults(func=_index)
 
     default_index = "the demo index ($RETRIEVAL_HOME/demo/index)"

@@ -47,7 +47,9 @@ class IndexReport:
         ]
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
-            lines += [f"  {path}: {reason}" for path, reason in self.skipped.items()]
+            # Reasons from AudioError already start with the file's path.
+            lines += [f"  {reason}" if reason.startswith(path) else f"  {path}: {reason}"
+                      for path, reason in self.skipped.items()]
         return "\n".join(lines)
 
 
