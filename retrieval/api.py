@@ -57,9 +57,10 @@ class SearchResult(list):
 class Retriever:
     """Search a catalogue with text, audio or a track; tag audio.
 
-    Build one with :func:`load`. Every vector lives in the model's index space (unit norm, ``dim`` values);
-    scores are cosine similarities (for the gated hybrid, s/√2 where s is the gate-weighted mix, see
-    :mod:`retrieval.model`).
+    Build one with :func:`load`. Every vector lives in the model's index space (``dim`` values; track vectors
+    have unit norm). Hit scores are the index's cosine similarities; for the gated hybrid, whose query vectors
+    carry the gate in their norm, that is s/‖query‖ — each query's ranking is exactly the model's (see
+    :mod:`retrieval.model`); :meth:`tag` compares a track with every tag by the model's own similarity s.
     """
 
     run: object  # retrieval.training.experiment.Run
@@ -78,12 +79,15 @@ class Retriever:
     # ---- embeddings ----------------------------------------------------------------------------------------
     @torch.no_grad()
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        """Queries → (len(texts), dim) unit vectors. A tag, a phrase ("sad piano") or any words the word
+        """Queries → (len(texts), dim) vectors. A tag, a phrase ("sad piano") or any words the word
         encoder knows; unknown words raise an error that names them.
 
         Example:
             >>> retriever.embed_text(["dreamy", "music for falling asleep"]).shape  # doctest: +SKIP
             (2, 512)
+
+        Returns:
+            (n, dim) float32; unit norm except for the gated model (see :meth:`JointModel.encode_text`).
         """
         vectors = torch.from_numpy(np.asarray(self.text_encoder.encode(list(texts)), dtype=np.float32))
         return self.model.encode_text(vectors).numpy()
@@ -122,7 +126,7 @@ class Retriever:
         text = query if isinstance(query, str) else " ".join(query)
         vector = self.embed_text([text])
         terms = list(self.text_encoder.matched_terms(text))
-        tag_scores = self.tag_vectors() @ vector[0]
+        tag_scores = _unit(self.tag_vectors()) @ _unit(vector)[0]  # nearest tags to the query, by cosine
         order = np.argsort(-tag_scores)[:10]
         matched = [(self.run.vocabulary.tags[i], float(tag_scores[i])) for i in order]
         if blend > 0:
@@ -172,6 +176,10 @@ class Retriever:
         scores = (1 - blend) * np.array([hit.score for hit in hits]) + blend * listening
         order = np.argsort(-scores, kind="stable")[:k]
         return [replace(hits[i], score=float(scores[i])) for i in order]
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def load(path: str | os.PathLike | None = None) -> Retriever:

@@ -17,9 +17,9 @@ Modalities (``ModelConfig.modality``):
 
       s(query, track) = g · cos(t_a, x_a) + (1 − g) · cos(t_c, x_c)
 
-  Written as one dot product so that any cosine index can serve it: the query is [√g·t_a, √(1−g)·t_c] (unit norm)
-  and the track is [x_a, x_c] / √2 (unit norm), so ⟨query, track⟩ = s / √2 — the same ranking, scores scaled by
-  a constant. Tracks without listening data get x_c predicted from their audio by a cold-start head trained to
+  Written as one dot product so that any cosine index can serve it: the track is [x_a, x_c] / √2 (unit norm) and
+  the query is √2·[g·t_a, (1−g)·t_c], so ⟨query, track⟩ = s exactly. A cosine index normalises the query, which
+  scales each query's scores by a positive constant and leaves its ranking of tracks unchanged. Tracks without listening data get x_c predicted from their audio by a cold-start head trained to
   match the real x_c (cosine regression), so every track lives in the same space.
 
 The model normalises in one place (:meth:`JointModel.encode_text` / :meth:`JointModel.encode_tracks`).
@@ -169,12 +169,16 @@ class JointModel(nn.Module):
 
     # ---- the shared space ---------------------------------------------------------------------------------
     def encode_text(self, word_vectors: torch.Tensor) -> torch.Tensor:
-        """Query vectors in the index space, (B, output_dim), unit norm."""
+        """Query vectors in the index space, (B, output_dim): ⟨query, track⟩ is the model's similarity.
+
+        Unit norm for single-space models; for the gated model √2·[g·t_a, (1−g)·t_c], whose dot product with
+        :meth:`encode_tracks` is s = g·cos_a + (1−g)·cos_c (norm √2·√(g² + (1−g)²) ≤ √2).
+        """
         parts = self.text_parts(word_vectors)
         if self.modality != "gated":
             return parts["shared"]
         g = self.gate_weight(word_vectors).unsqueeze(-1)
-        return torch.cat([g.sqrt() * parts["audio"], (1 - g).sqrt() * parts["cultural"]], dim=-1)
+        return math.sqrt(2.0) * torch.cat([g * parts["audio"], (1 - g) * parts["cultural"]], dim=-1)
 
     def encode_tracks(self, tracks: TrackInputs) -> torch.Tensor:
         """Track vectors in the index space, (B, output_dim), unit norm."""
@@ -182,10 +186,6 @@ class JointModel(nn.Module):
         if self.modality != "gated":
             return parts["shared"]
         return torch.cat([parts["audio"], parts["cultural"]], dim=-1) / math.sqrt(2.0)
-
-    def score_scale(self) -> float:
-        """Factor that turns index dot products into the model's similarity s (√2 for gated, else 1)."""
-        return math.sqrt(2.0) if self.modality == "gated" else 1.0
 
     def similarities(
         self, word_vectors: torch.Tensor, track_parts: dict[str, torch.Tensor]
