@@ -284,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--out", required=True, help="index folder to write")
     index.add_argument("--backend", default="annoy", choices=["annoy", "exact"])
     index.add_argument("--corpus", action="store_true", help="SOURCE is a corpus (MSD500 layout), not a folder")
-    index.add_argument("--cache-dir", default=None, help="per-file embedding cache (default $RETRIEVAL_HOME/embeddings)")
+    index.add_argument("--cache-dir", default=None,
+                       help="per-file embedding cache (default $RETRIEVAL_HOME/embeddings)")
     index.set_defaults(func=_index)
 
     default_index = "the demo index ($RETRIEVAL_HOME/demo/index)"

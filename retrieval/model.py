@@ -19,8 +19,9 @@ Modalities (``ModelConfig.modality``):
 
   Written as one dot product so that any cosine index can serve it: the track is [x_a, x_c] / √2 (unit norm) and
   the query is √2·[g·t_a, (1−g)·t_c], so ⟨query, track⟩ = s exactly. A cosine index normalises the query, which
-  scales each query's scores by a positive constant and leaves its ranking of tracks unchanged. Tracks without listening data get x_c predicted from their audio by a cold-start head trained to
-  match the real x_c (cosine regression), so every track lives in the same space.
+  scales each query's scores by a positive constant and leaves its ranking of tracks unchanged. Tracks without
+  listening data get x_c predicted from their audio by a cold-start head trained to match the real x_c (cosine
+  regression), so every track lives in the same space.
 
 The model normalises in one place (:meth:`JointModel.encode_text` / :meth:`JointModel.encode_tracks`).
 """
