@@ -4,7 +4,9 @@ Training crops ~4 s windows from every track thousands of times; decoding audio 
 So each track's whole log-mel spectrogram is computed once, by the model's own front end
 (:class:`retrieval.audio.MelSpectrogram` via :func:`retrieval.audio.mel_of_file`, streaming so long files stay
 bounded in memory), and stored as ``float16`` ``.npy`` under ``<cache>/<mel-config-hash>/A/B/C/ID.npy``.
-The hash covers every mel setting, so a cache is reused only when its inputs match; files are written atomically.
+The folder hash covers every mel setting and each file name carries a key of its audio file's size and modification
+time (``ID-<key>.npy``), so a cache is reused only when its inputs match (a rebuilt corpus or an edited file is
+recomputed); files are written atomically.
 Crops are read through ``np.load(mmap_mode="r")``: only the crop's frames are touched.
 """
 
@@ -33,6 +35,12 @@ def mel_config_hash(config: MelConfig) -> str:
     """Short stable hash of every mel setting (the cache folder name)."""
     text = json.dumps(asdict(config), sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _source_key(audio_path: str | os.PathLike[str]) -> str:
+    """A short key of an audio file's identity (size, modification time): changes when the file changes."""
+    stat = os.stat(audio_path)
+    return hashlib.sha1(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:8]
 
 
 def _compute_one(job: tuple[str, str, MelConfig]) -> tuple[str, str | None]:
@@ -65,11 +73,11 @@ class MelStore:
     """Whole-track log-mels for a set of tracks, computed once and cached.
 
     Args:
-        cache_root: folder for caches (e.g. ``corpus/mel``); one sub-folder per mel configuration.
+        cache_root: folder for caches (e.g. ``corpus/cache/mel``); one sub-folder per mel configuration.
         config: the model's mel settings.
 
     Example:
-        >>> store = MelStore(corpus.root / "mel", MelConfig())  # doctest: +SKIP
+        >>> store = MelStore(corpus.root / "cache" / "mel", MelConfig())  # doctest: +SKIP
         >>> skipped = store.build(audio_paths)                    # {id: error} for unreadable files
         >>> crops = store.random_crops(["SO..."], frames=173, generator=g)  # (1, 128, 173)
     """
@@ -77,9 +85,14 @@ class MelStore:
     def __init__(self, cache_root: str | os.PathLike[str], config: MelConfig):
         self.config = config
         self.folder = Path(cache_root) / mel_config_hash(config)
+        self._paths: dict[str, Path] = {}
 
     def path(self, track_id: str) -> Path:
-        return sharded_path(self.folder, track_id, ".npy")
+        """The cache file of a track registered by :meth:`build`."""
+        try:
+            return self._paths[track_id]
+        except KeyError:
+            raise KeyError(f"track {track_id!r} has no mel features: pass its audio to MelStore.build first") from None
 
     def build(
         self,
@@ -90,9 +103,11 @@ class MelStore:
         """Compute the mels that are not cached yet. Returns {track_id: error message} for unreadable audio."""
         from tqdm.auto import tqdm
 
+        for track_id, audio in audio_paths.items():
+            self._paths[track_id] = sharded_path(self.folder, f"{track_id}-{_source_key(audio)}", ".npy")
         missing = [i for i in audio_paths if not self.path(i).exists()]
         todo = [(str(audio_paths[i]), str(self.path(i)), self.config) for i in missing]
-        ids_of = {job[1]: i for i, job in zip(missing, todo, strict=False)}
+        ids_of = {job[1]: i for i, job in zip(missing, todo, strict=True)}
         errors: dict[str, str] = {}
         if not todo:
             return errors
@@ -105,9 +120,6 @@ class MelStore:
                     errors[ids_of[out]] = error
         bar.close()
         return errors
-
-    def has(self, track_id: str) -> bool:
-        return self.path(track_id).exists()
 
     def load(self, track_id: str) -> np.ndarray:
         """The whole-track log-mel (n_mels, frames), memory-mapped, float16."""

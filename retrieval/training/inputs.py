@@ -210,9 +210,15 @@ def _fit_factors(config: Config, corpus):
     from retrieval.encoders.listening import ItemFactors, fit_item_factors
 
     settings = asdict(config.model.listening)
-    key = hashlib.sha1(
-        json.dumps({**settings, "seed": config.train.seed}, sort_keys=True).encode()
-    ).hexdigest()[:12]
+    # The key covers every input: the settings, the seed, the play file's identity and the corpus's songs.
+    stat = (Path(corpus.root) / "train_triplets.txt").stat()
+    identity = {
+        **settings,
+        "seed": config.train.seed,
+        "plays": [stat.st_size, stat.st_mtime_ns],
+        "songs": hashlib.sha1("|".join(corpus.song_ids()).encode()).hexdigest(),
+    }
+    key = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
     cache = Path(corpus.root) / "cache" / f"als-{key}.npz"
     if cache.exists():
         return ItemFactors.load(cache)
