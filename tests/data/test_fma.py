@@ -1,0 +1,111 @@
+"""FMA layout: tracks.csv in the released two-row-header format and a flat one; audio paths; errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from retrieval.data.fma import fma_audio_path, load_fma, locate_fma_audio, read_fma_tracks
+from retrieval.errors import DataError
+
+# The released file: (group, field) header rows, a "track_id,,," line, bios with quoted newlines.
+RELEASED = """\
+,artist,artist,set,set,track,track
+,bio,id,split,subset,genre_top,title
+track_id,,,,,,
+2,"<p>A band
+from two lines</p>",1,training,small,Hip-Hop,Food
+3,,1,validation,medium,Hip-Hop,Electric Ave
+5,,7,test,large,,Untitled
+"""
+
+FLAT = """\
+track_id,artist_id,genre_top,split
+10,4,Rock,training
+11,4,Rock,test
+12,9,Folk,validation
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "tracks.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_released_format_columns_and_subsets(tmp_path):
+    tracks = read_fma_tracks(_write(tmp_path, RELEASED))
+    assert list(tracks.index) == [2, 3, 5]
+    assert tracks.index.name == "track_id"
+    assert list(tracks["artist_id"]) == [1, 1, 7]
+    assert list(tracks["genre_top"]) == ["Hip-Hop", "Hip-Hop", ""]
+    assert list(tracks["split"]) == ["training", "validation", "test"]
+    # Subsets are nested: "medium" keeps small and medium tracks.
+    assert list(read_fma_tracks(tmp_path / "tracks.csv", subset="small").index) == [2]
+    assert list(read_fma_tracks(tmp_path / "tracks.csv", subset="medium").index) == [2, 3]
+    assert list(read_fma_tracks(tmp_path / "tracks.csv", require_genre=True).index) == [2, 3]
+
+
+def test_released_format_without_index_name_line(tmp_path):
+    text = RELEASED.replace("track_id,,,,,,\n", "")
+    assert list(read_fma_tracks(_write(tmp_path, text)).index) == [2, 3, 5]
+
+
+def test_flat_format(tmp_path):
+    tracks = read_fma_tracks(_write(tmp_path, FLAT))
+    assert list(tracks.index) == [10, 11, 12]
+    assert list(tracks["artist_id"]) == [4, 4, 9]
+    assert list(tracks["genre_top"]) == ["Rock", "Rock", "Folk"]
+    assert set(tracks["subset"]) == {""}
+    with pytest.raises(DataError, match="no subset column"):
+        read_fma_tracks(tmp_path / "tracks.csv", subset="small")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        # The bad row comes after a record with a quoted newline: line numbers count physical lines.
+        (RELEASED.replace("5,,7,test", "5,,x7,test"), 7, "artist_id"),
+        (RELEASED.replace("3,,1,validation", "3,,1,valid"), 6, "split"),
+        (RELEASED.replace("5,,7,test,large", "5,,7,test,huge"), 7, "subset"),
+        (FLAT.replace("12,9", "11,9"), 4, "track_id"),
+        (FLAT.replace("11,4", "abc,4"), 3, "track_id"),
+    ],
+)
+def test_bad_rows_are_named(tmp_path, text, line, key):
+    path = _write(tmp_path, text)
+    with pytest.raises(DataError) as info:
+        read_fma_tracks(path)
+    assert info.value.path == path
+    assert info.value.line == line
+    assert info.value.key == key
+
+
+def test_missing_columns_and_files(tmp_path):
+    with pytest.raises(DataError, match="genre_top") as info:
+        read_fma_tracks(_write(tmp_path, "track_id,artist_id,split\n1,2,test\n"))
+    assert info.value.line == 1
+    with pytest.raises(DataError, match="set.split"):
+        read_fma_tracks(_write(tmp_path, ",artist,track\n,id,genre_top\n1,2,Rock\n"))
+    with pytest.raises(DataError, match="file not found"):
+        read_fma_tracks(tmp_path / "nope.csv")
+
+
+def test_audio_paths_and_missing_audio(tmp_path):
+    assert fma_audio_path(tmp_path, 2) == tmp_path / "000" / "000002.mp3"
+    assert fma_audio_path(tmp_path, 123456) == tmp_path / "123" / "123456.mp3"
+    (tmp_path / "fma_metadata").mkdir()
+    _write(tmp_path / "fma_metadata", RELEASED)
+    audio = tmp_path / "fma_medium" / "000"
+    audio.mkdir(parents=True)
+    (audio / "000002.mp3").write_bytes(b"x")
+    fma = load_fma(tmp_path, subset="medium")
+    assert list(fma.audio.found) == [2]
+    assert fma.audio.missing == (3,)
+    assert "1 without audio" in fma.summary()
+    with pytest.raises(DataError, match="audio folder not found"):
+        locate_fma_audio(tmp_path / "fma_small", [2])
+    (audio / "000002.mp3").unlink()
+    with pytest.raises(DataError, match="none of the 2 tracks"):
+        load_fma(tmp_path, subset="medium")
