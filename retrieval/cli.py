@@ -10,6 +10,9 @@
     retrieval index AUDIO_DIR --model RUN --out INDEX        index your own music (cached, resumable)
     retrieval search "dreamy" [-k 10] [--index INDEX] [--json]
     retrieval similar TRACK_ID|FILE;  retrieval tag FILE
+    retrieval evaluate moods --data DIR --targets T.npy | --model RUN      mood classification (Korzeniowski)
+    retrieval evaluate artist-factors --data CORPUS --out DIR  artist-group-factor transfer (Kim et al.)
+    retrieval train-head --run RUN --task mood --out HEAD.pt  tagger on frozen features
     retrieval compare TABLE.yaml --out DIR                    train + evaluate several configs → table.md
 
 ``main(argv)`` returns the exit code, so tests call it directly. Bad input ends with a one-line error on stderr and
@@ -97,6 +100,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.run == "moods":
+        return _evaluate_moods(args)
+    if args.run == "artist-factors":
+        return _evaluate_artist_factors(args)
     from retrieval.evaluation import format_table
     from retrieval.training.experiment import evaluate_run
 
@@ -106,6 +113,42 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         print(format_table(summary))
         print(f"wrote {Path(args.run) / 'metrics.json'} and {Path(args.run) / 'category_map.png'}")
+    return 0
+
+
+def _evaluate_moods(args: argparse.Namespace) -> int:
+    """Korzeniowski et al.'s protocol: on the AllMusic layout (--data) or on a run's mood tags (--model)."""
+    from retrieval.heads.moods import compare_run_moods, evaluate_moods_command, format_mood_table
+
+    config = args.config or "configs/moods/tiny.yaml"
+    if args.data:
+        print(evaluate_moods_command(args.data, args.features or ["tp", "mcn_msd_big", "mcn_mtt"], args.targets,
+                                     args.config, args.set, as_json=args.json))
+    elif args.model:
+        results = compare_run_moods(args.model, config=config)
+        print(json.dumps(results, indent=2) if args.json else format_mood_table(results))
+    else:
+        raise RetrievalError("evaluate moods needs --data DIR (AllMusic layout) or --model RUN (a run's mood tags)")
+    return 0
+
+
+def _evaluate_artist_factors(args: argparse.Namespace) -> int:
+    """Kim et al.'s artist-group-factor transfer comparison on a corpus (--data) → table."""
+    from retrieval.heads.artist_groups.comparison import run_artist_factor_comparison
+
+    if not args.data or not args.out:
+        raise RetrievalError("evaluate artist-factors needs --data CORPUS and --out DIR")
+    result = run_artist_factor_comparison(args.data, args.out, args.config, progress=not args.quiet)
+    print(json.dumps({k: v for k, v in result.items() if k != "markdown"}, indent=2) if args.json
+          else result["markdown"])
+    return 0
+
+
+def _train_head(args: argparse.Namespace) -> int:
+    from retrieval.heads.tagger import train_head_command
+
+    result = train_head_command(args.run, args.task, args.out, features=args.features, head=args.head)
+    print(json.dumps(result, indent=2))
     return 0
 
 
@@ -264,11 +307,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     train.set_defaults(func=_train)
 
-    evaluate = commands.add_parser("evaluate", help="the paper's evaluation of a trained run")
-    evaluate.add_argument("run")
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a run (the paper's protocol), or `moods` / `artist-factors` downstream tasks")
+    evaluate.add_argument("run", help="a run folder, or `moods`, or `artist-factors`")
     evaluate.add_argument("--split", default="test", choices=["train", "valid", "test"])
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--data", help="moods: the AllMusic layout; artist-factors: a corpus folder")
+    evaluate.add_argument("--features", nargs="+", help="moods: tp | mcn_msd_big | mcn_mtt | FILE.npy ...")
+    evaluate.add_argument("--targets", help="moods: the multi-hot targets .npy (not distributed with the data)")
+    evaluate.add_argument("--model", help="moods: a trained run whose mood tags to compare features on")
+    evaluate.add_argument("--config", help="moods: configs/moods/*.yaml; artist-factors: configs/artist_factors/*")
+    evaluate.add_argument("--out", help="artist-factors: output folder")
+    evaluate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     evaluate.set_defaults(func=_evaluate)
+
+    head = commands.add_parser("train-head", help="a tagger (linear probe / MLP) on a run's frozen features")
+    head.add_argument("--run", required=True)
+    head.add_argument("--task", required=True, help="the tag category to predict: mood, genre, ...")
+    head.add_argument("--features", default="shared", choices=["shared", "audio", "listening"])
+    head.add_argument("--head", default="linear", choices=["linear", "mlp"])
+    head.add_argument("--out", required=True, help="file to save the tagger to")
+    head.set_defaults(func=_train_head)
     demo_all = commands.add_parser("demo", help="build the demo corpus, train and evaluate the demo model")
     demo_all.add_argument("--home", help="library home (default $RETRIEVAL_HOME or ~/.cache/retrieval)")
     demo_all.add_argument("--config", default="configs/demo.yaml")
