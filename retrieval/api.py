@@ -146,11 +146,31 @@ class Retriever:
         hits = index.search_hits(vector, k + 1)[0]
         return [hit for hit in hits if hit.track_id != track_id][:k]
 
-    def tag(self, path: str | os.PathLike, k: int = 10) -> list[tuple[str, float]]:
-        """Zero-shot tagging: the ``k`` vocabulary tags nearest to an audio file, as (tag, score) pairs."""
-        scores = self.tag_vectors() @ self.embed_audio([path])[0]
+    def tag(
+        self, path: str | os.PathLike, k: int = 10, head: str | os.PathLike | None = None
+    ) -> list[tuple[str, float]]:
+        """Tags of an audio file, best first, as (tag, score) pairs.
+
+        Without ``head``: zero-shot — the ``k`` vocabulary tags nearest to the track in the shared space (score =
+        the model's similarity). With ``head``: a tagger trained on this model's shared-space features
+        (``retrieval train-head --features shared``); scores are its probabilities.
+        """
+        vector = self.embed_audio([path])
+        if head is None:
+            scores, names = self.tag_vectors() @ vector[0], self.run.vocabulary.tags
+        else:
+            from retrieval.heads.tagger import Tagger
+
+            tagger = Tagger.load(head)
+            if tagger.info.get("features") != "shared" or tagger.info.get("fingerprint") != self.run.fingerprint:
+                raise RetrievalError(
+                    f"{head}: this head was trained on {tagger.info.get('features')} features of model "
+                    f"{tagger.info.get('fingerprint')}, not on this model's ({self.run.fingerprint}) shared space; "
+                    f"train one with `retrieval train-head --run {self.run.folder} --features shared ...`"
+                )
+            scores, names = tagger.predict(vector)[0], tagger.tags
         order = np.argsort(-scores)[:k]
-        return [(self.run.vocabulary.tags[i], float(scores[i])) for i in order]
+        return [(names[i], float(scores[i])) for i in order]
 
     # ---- helpers -------------------------------------------------------------------------------------------
     def _index(self):

@@ -252,7 +252,7 @@ def _similar(args: argparse.Namespace) -> int:
 def _tag(args: argparse.Namespace) -> int:
     from retrieval.api import load
 
-    tags = load(args.index).tag(args.file, k=args.k)
+    tags = load(args.index).tag(args.file, k=args.k, head=args.head)
     if args.json:
         print(json.dumps({"file": args.file, "tags": [{"tag": t, "score": s} for t, s in tags]}, indent=2))
     else:
@@ -366,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("file")
     tag.add_argument("-k", type=int, default=10)
     tag.add_argument("--index", default=None, help=f"index or run folder (default: {default_index})")
+    tag.add_argument("--head", default=None, help="a tagger from `retrieval train-head --features shared`")
     tag.add_argument("--json", action="store_true")
     tag.set_defaults(func=_tag)
 

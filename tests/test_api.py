@@ -111,3 +111,19 @@ def test_cli_search_similar_tag(corpus_index: Path, tiny_corpus: Path, capsys) -
     audio = out["hits"][0]["audio_path"]
     assert main(["tag", audio, "--index", str(corpus_index), "-k", "3"]) == 0
     assert capsys.readouterr().out.count("\n") == 3
+
+
+def test_tag_with_a_trained_head(corpus_index: Path, tiny_run: Path, tmp_path: Path) -> None:
+    from retrieval.heads.tagger import train_head_command
+
+    head = tmp_path / "mood.pt"
+    train_head_command(tiny_run, "genre", head, features="shared", head="linear")
+    retriever = retrieval.load(corpus_index)
+    audio = retriever.search("folk", k=1)[0].audio_path
+    tags = retriever.tag(audio, k=3, head=head)
+    assert len(tags) == 3 and all(0.0 <= p <= 1.0 for _, p in tags)
+    assert {t for t, _ in tags} <= set(retriever.run.vocabulary.tags)
+    audio_head = tmp_path / "audio.pt"
+    train_head_command(tiny_run, "genre", audio_head, features="audio", head="linear")
+    with pytest.raises(RetrievalError, match="shared"):
+        retriever.tag(audio, k=3, head=audio_head)
