@@ -8,7 +8,7 @@ The package follows the data flow::
     audio file → audio.py (decode, resample, mel) → encoders/ (audio | text | listening) → model.py
     (shared space) → index/ → api.py (search)
     training: training/mining.py → training/losses.py → training/loop.py → training/checkpoint.py
-    → evaluation.py → heads/
+    → evaluation.py → heads/ (taggers, moods, artist factors)
 
 Modules:
     audio          decode any audio file to mono float32 at the model's rate; mel front end; crops.
@@ -22,6 +22,7 @@ Modules:
     indexing       build an index over a corpus or a folder of your own audio (cached, resumable).
     api            Retriever, load(), search(): what users call.
     index          vector indexes: exact (reference) and annoy, saved with the model fingerprint.
+    heads          downstream: taggers, mood classification (AllMusic protocol), artist-group-factor transfer.
     cli            the ``retrieval`` command.
 
 ``import retrieval`` is cheap: heavy modules are imported where they are used.
