@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retrieval.audio import MelConfig, equally_spaced_crops, mel_of_file
+from retrieval.audio import MelConfig, equally_spaced_crops, mel_of_file, random_crop
 from retrieval.data.audio_locator import sharded_path
 from retrieval.errors import AudioError
 from retrieval.fileio import atomic_path
@@ -127,14 +127,10 @@ class MelStore:
 
     def random_crops(self, ids: Sequence[str], frames: int, generator: torch.Generator) -> torch.Tensor:
         """One random crop of ``frames`` frames per track → (B, n_mels, frames) float32 (zero-padded if short)."""
-        out = np.zeros((len(ids), self.config.n_mels, frames), dtype=np.float32)
-        for row, track_id in enumerate(ids):
-            mel = self.load(track_id)
-            total = mel.shape[1]
-            start = int(torch.randint(0, max(total - frames, 0) + 1, (1,), generator=generator))
-            piece = mel[:, start : start + frames]
-            out[row, :, : piece.shape[1]] = piece
-        return torch.from_numpy(out)
+        crops = [random_crop(self.load(i), frames, generator) for i in ids]
+        if not crops:
+            return torch.zeros(0, self.config.n_mels, frames)
+        return torch.from_numpy(np.stack(crops).astype(np.float32))
 
     def track_crops(self, ids: Sequence[str], frames: int, n_crops: int) -> torch.Tensor:
         """``n_crops`` equally spaced crops covering each whole track → (B, n_crops, n_mels, frames) float32."""

@@ -58,9 +58,9 @@ KERNEL_SIZE = 3
 POOL_SIZE = 2
 
 
-def _pool() -> nn.MaxPool2d:
-    """2×2 max-pool that keeps a size-1 dimension at 1 (ceil mode) instead of failing on short inputs."""
-    return nn.MaxPool2d(POOL_SIZE, ceil_mode=True)
+def _pool(size: int | tuple[int, int] = POOL_SIZE) -> nn.MaxPool2d:
+    """Max-pool (2×2 by default) that keeps a size-1 dimension at 1 (ceil mode) instead of failing on short inputs."""
+    return nn.MaxPool2d(size, ceil_mode=True)
 
 
 class MelBackbone(nn.Module):
@@ -166,13 +166,13 @@ class _ConvBlock(nn.Sequential):
         )
 
 
-class _ResidualBlock(nn.Module):
+class ResidualBlock(nn.Module):
     """y = pool(ReLU(BN(conv(ReLU(BN(conv(x))))) + shortcut(x))).
 
     shortcut = identity, or 1×1 conv → BN where the channel count changes.
     """
 
-    def __init__(self, in_channels: int, out_channels: int):
+    def __init__(self, in_channels: int, out_channels: int, pool: int | tuple[int, int] = POOL_SIZE):
         super().__init__()
         padding = KERNEL_SIZE // 2
         self.residual = nn.Sequential(
@@ -187,7 +187,7 @@ class _ResidualBlock(nn.Module):
             self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1),
                                           nn.BatchNorm2d(out_channels))
         self.relu = nn.ReLU()
-        self.pool = _pool()
+        self.pool = _pool(pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.relu(self.residual(x) + self.shortcut(x)))
@@ -224,7 +224,7 @@ class ShortChunkResNet(MelBackbone):
     name = "short_chunk_resnet"
 
     def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
-        return _ResidualBlock(in_channels, out_channels)
+        return ResidualBlock(in_channels, out_channels)
 
 
 #: Audio backbones by name. Register a new one here (a :class:`MelBackbone` subclass with a unique ``name``).

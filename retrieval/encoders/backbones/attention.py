@@ -38,12 +38,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from retrieval.audio import MelConfig
-from retrieval.encoders.audio import MelBackbone
+from retrieval.encoders.audio import MelBackbone, ResidualBlock
 from retrieval.errors import ConfigError
 
 __all__ = ["CNNSA", "MusicTaggingTransformer", "PaperSettings", "SpecTNT"]
 
-KERNEL_SIZE = 3
 #: MLP hidden size as a multiple of the model width (BERT and ViT use 4).
 MLP_RATIO = 4
 #: Std of the normal init of [CLS] tokens and position tables (BERT's initializer range).
@@ -77,30 +76,6 @@ def _positions(table: torch.Tensor, length: int) -> torch.Tensor:
     if table.shape[1] == length:
         return table
     return F.interpolate(table.transpose(1, 2), size=length, mode="linear", align_corners=True).transpose(1, 2)
-
-
-class _ResidualPoolBlock(nn.Module):
-    """y = maxpool_p(ReLU(BN(conv(ReLU(BN(conv(x))))) + shortcut(x))), p = (freq, time) pool."""
-
-    def __init__(self, in_channels: int, out_channels: int, pool: Pool):
-        super().__init__()
-        padding = KERNEL_SIZE // 2
-        self.residual = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, KERNEL_SIZE, padding=padding),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(),
-            nn.Conv2d(out_channels, out_channels, KERNEL_SIZE, padding=padding),
-            nn.BatchNorm2d(out_channels),
-        )
-        self.shortcut: nn.Module = nn.Identity()
-        if in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1),
-                                          nn.BatchNorm2d(out_channels))
-        self.relu = nn.ReLU()
-        self.pool = nn.MaxPool2d(pool, ceil_mode=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.relu(self.residual(x) + self.shortcut(x)))
 
 
 class _EncoderLayer(nn.Module):
@@ -172,7 +147,7 @@ class _ConvTransformerBackbone(MelBackbone):
         self.reduced_frames = _reduced(self.input_frames, [p[1] for p in pools])
 
     def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
-        block = _ResidualPoolBlock(in_channels, out_channels, self.pools[self._blocks_made])
+        block = ResidualBlock(in_channels, out_channels, self.pools[self._blocks_made])
         self._blocks_made += 1
         return block
 
