@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 import soundfile as sf
@@ -258,6 +258,52 @@ class MelSpectrogram(torch.nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` waveform → ``(B, n_mels, frames)`` log mel (see the class docstring)."""
         return self.apply_top_db(self.log_mel(wave))
+
+
+@dataclass(frozen=True)
+class WaveConfig:
+    """The raw-waveform "front end" of sample-level models (SampleCNN): the features are the samples.
+
+    It mirrors the parts of :class:`MelConfig` that crops and feature caches read, so a waveform is handled as
+    a one-row spectrogram with one "frame" per sample: ``n_mels`` is 1 and ``frames(n) == n``.
+
+    Attributes:
+        sample_rate: Hz the audio is resampled to.
+    """
+
+    sample_rate: int = 16000
+    n_mels: ClassVar[int] = 1  # feature rows
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sample_rate, int) or isinstance(self.sample_rate, bool) or self.sample_rate <= 0:
+            raise ConfigError(f"WaveConfig.sample_rate must be a positive integer, got {self.sample_rate!r}")
+
+    def frames(self, n_samples: int) -> int:
+        """One feature column per sample."""
+        return n_samples
+
+    def samples_for_frames(self, n_frames: int) -> int:
+        return n_frames
+
+
+FrontEndConfig = MelConfig | WaveConfig
+"""What turns a waveform into a model's input features: a log-mel, or the waveform itself."""
+
+
+class WaveFrontEnd(torch.nn.Module):
+    """The identity front end of :class:`WaveConfig`: ``(B, T)`` → ``(B, 1, T)``."""
+
+    def __init__(self, config: WaveConfig):
+        super().__init__()
+        self.config = config
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return wave.unsqueeze(-2)
+
+
+def front_end(config: FrontEndConfig) -> torch.nn.Module:
+    """The module computing ``config``'s features from ``(B, T)`` waves → ``(B, n_mels, frames)``."""
+    return WaveFrontEnd(config) if isinstance(config, WaveConfig) else MelSpectrogram(config)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -725,3 +771,11 @@ def mel_of_file(
         if config.top_db is not None:
             out = front_end.apply_top_db(torch.from_numpy(out)).numpy()
         return out
+
+
+def features_of_file(path: str | Path, config: FrontEndConfig) -> np.ndarray:
+    """A whole file's input features: :func:`mel_of_file` for a :class:`MelConfig`, the decoded waveform
+    ``(1, n_samples)`` for a :class:`WaveConfig`. Raises :class:`AudioError` on a bad file."""
+    if isinstance(config, WaveConfig):
+        return load_audio(path, config.sample_rate)[None]
+    return mel_of_file(path, config)

@@ -35,6 +35,8 @@ Modality = Literal["audio", "cultural", "concat", "gated"]
 SamplerName = Literal["random", "balanced"]
 NegativeName = Literal["uniform", "weighted"]
 TextKind = Literal["word2vec", "sentence"]
+SizeName = Literal["paper", "demo"]
+TaskName = Literal["retrieval", "tagging"]
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,19 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class AudioSettings:
-    """The audio tower: a backbone from ``retrieval.encoders.audio.AUDIO_BACKBONES``."""
+    """The audio tower: a backbone of ``retrieval.encoders.backbones.AUDIO_BACKBONES``, by name.
+
+    ``size``: ``paper`` builds the backbone with its paper's widths and input, ``demo`` with its CPU-sized
+    ``DEMO`` arguments. ``channels`` and ``input_frames`` (when not null) and ``options`` (any other constructor
+    argument of the backbone, e.g. ``{width: 64}`` for the Music Tagging Transformer) override the size's values.
+    So switching the tower is one line: ``model.audio.backbone: musicnn``.
+    """
 
     backbone: str = "short_chunk_cnn"
-    channels: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 512)
-    input_frames: int = 173
+    size: SizeName = "paper"
+    channels: tuple[int, ...] | None = None
+    input_frames: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -95,13 +105,17 @@ class ModelConfig:
       factors → MLP → shared space.
     - ``gated``: this library's hybrid: an audio space and a cultural space trained jointly, and a query-conditioned
       gate g(query) ∈ [0, 1] that mixes their cosines, s = g·cos_audio + (1 − g)·cos_cultural.
+
+
+    ``mel``: the audio tower's log-mel settings; null uses the backbone's own (its paper's, or its ``DEMO``
+    ones with ``audio.size: demo``). Sample-level backbones read the raw waveform and take no mel settings.
     """
 
     modality: Modality = "audio"
     embed_dim: int = 256
     hidden_dim: int = 512
     dropout: float = 0.5
-    mel: MelConfig = field(default_factory=MelConfig)
+    mel: MelConfig | None = None
     audio: AudioSettings = field(default_factory=AudioSettings)
     text: TextSettings = field(default_factory=TextSettings)
     listening: ListeningSettings = field(default_factory=ListeningSettings)
@@ -137,8 +151,10 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """A whole experiment."""
+    """A whole experiment. ``task``: ``retrieval`` trains the joint model (tags ↔ tracks, triplet loss);
+    ``tagging`` trains the audio backbone alone as a multi-label tagger (BCE, :mod:`retrieval.tagging`)."""
 
+    task: TaskName = "retrieval"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -205,6 +221,10 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             except ConfigError as error:
                 errors.append(str(error))
         raise ConfigError(errors[0])
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"'{key}' must be a mapping of keys to values, got {value!r}")
+        return dict(value)
     if origin is tuple:
         if not isinstance(value, Sequence) or isinstance(value, str):
             raise ConfigError(f"'{key}' must be a list, got {value!r}")

@@ -32,9 +32,14 @@ def test_every_shipped_config_loads(path: Path) -> None:
 
 
 def test_defaults_are_the_papers_settings() -> None:
+    from retrieval.training.inputs import audio_input
+    from retrieval.training.experiment import build_model, model_args
+
     config = load_config(CONFIGS / "base.yaml")
-    assert (config.model.mel.sample_rate, config.model.mel.n_fft, config.model.mel.hop_length) == (22050, 1024, 512)
-    assert config.model.audio.channels == (128, 128, 256, 256, 256, 256, 512)
+    mel, _, frames = audio_input(config)
+    assert (mel.sample_rate, mel.n_fft, mel.hop_length, mel.n_mels, frames) == (22050, 1024, 512, 128, 173)
+    audio = build_model(model_args(config, text_dim=8, listening_dim=None)).audio
+    assert audio.channels == (128, 128, 256, 256, 256, 256, 512) and audio.mel == mel
     assert (config.train.margin, config.train.lr, config.train.batch_size) == (0.4, 1e-4, 128)
     assert (config.eval.n_crops, config.model.embed_dim) == (8, 256)
 
@@ -45,8 +50,19 @@ def test_overrides_and_extends(tmp_path: Path) -> None:
     config = load_config(child, ["model.modality=audio", "model.audio.channels=[4, 4]", "train.weight_decay=1e-5"])
     assert config.train.lr == 3e-4 and config.train.weight_decay == 1e-5
     assert config.model.modality == "audio" and config.model.audio.channels == (4, 4)
-    assert config.model.mel.n_mels == 64  # from demo.yaml
+    from retrieval.training.inputs import audio_input
+
+    assert audio_input(config).mel.n_mels == 64  # demo.yaml's size: demo
     assert config_from_dict(config.to_dict()) == config
+
+
+def test_switching_the_audio_tower_is_one_line(tmp_path: Path) -> None:
+    from retrieval.training.experiment import build_model, model_args
+
+    config = load_config(CONFIGS / "demo.yaml", ["model.audio.backbone=musicnn"])
+    model = build_model(model_args(config, text_dim=8, listening_dim=16))
+    assert type(model.audio).__name__ == "Musicnn" and model.audio.mel.sample_rate == 16000
+    assert model.audio.timbral_channels == 32  # Musicnn's DEMO size, not the demo Short-chunk CNN's channels
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from retrieval.audio import MelConfig
-from retrieval.encoders.audio import build_audio_encoder
+from retrieval.encoders.backbones import build_audio_encoder
 from retrieval.model import JointModel, TrackInputs
 
 TEXT, EMBED, FACTORS, B, FRAMES = 12, 16, 8, 5, 16

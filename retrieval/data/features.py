@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retrieval.audio import MelConfig, equally_spaced_crops, mel_of_file, random_crop
+from retrieval.audio import FrontEndConfig, WaveConfig, equally_spaced_crops, features_of_file, random_crop
 from retrieval.data.audio_locator import sharded_path
 from retrieval.errors import AudioError
 from retrieval.fileio import atomic_path
@@ -31,9 +31,12 @@ from retrieval.fileio import atomic_path
 CACHE_DTYPE = np.float16
 
 
-def mel_config_hash(config: MelConfig) -> str:
-    """Short stable hash of every mel setting (the cache folder name)."""
-    text = json.dumps(asdict(config), sort_keys=True, default=str)
+def mel_config_hash(config: FrontEndConfig) -> str:
+    """Short stable hash of every front-end setting (the cache folder name)."""
+    settings = asdict(config)
+    if isinstance(config, WaveConfig):
+        settings["kind"] = "wave"
+    text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -43,11 +46,11 @@ def _source_key(audio_path: str | os.PathLike[str]) -> str:
     return hashlib.sha1(f"{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:8]
 
 
-def _compute_one(job: tuple[str, str, MelConfig]) -> tuple[str, str | None]:
+def _compute_one(job: tuple[str, str, FrontEndConfig]) -> tuple[str, str | None]:
     audio_path, out_path, config = job
     torch.set_num_threads(1)
     try:
-        mel = mel_of_file(audio_path, config)
+        mel = features_of_file(audio_path, config)
     except AudioError as error:
         return out_path, str(error)
     with atomic_path(out_path) as tmp:
@@ -74,7 +77,7 @@ class MelStore:
 
     Args:
         cache_root: folder for caches (e.g. ``corpus/cache/mel``); one sub-folder per mel configuration.
-        config: the model's mel settings.
+        config: the model's front-end settings (a :class:`WaveConfig` caches the waveform itself, (1, samples)).
 
     Example:
         >>> store = MelStore(corpus.root / "cache" / "mel", MelConfig())  # doctest: +SKIP
@@ -82,7 +85,7 @@ class MelStore:
         >>> crops = store.random_crops(["SO..."], frames=173, generator=g)  # (1, 128, 173)
     """
 
-    def __init__(self, cache_root: str | os.PathLike[str], config: MelConfig):
+    def __init__(self, cache_root: str | os.PathLike[str], config: FrontEndConfig):
         self.config = config
         self.folder = Path(cache_root) / mel_config_hash(config)
         self._paths: dict[str, Path] = {}

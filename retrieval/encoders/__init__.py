@@ -1,7 +1,8 @@
 """The towers' building blocks: each maps one modality to fixed-size vectors.
 
 Modules:
-    audio        waveform → log-mel → CNN backbone (``AUDIO_BACKBONES``: Short-chunk CNN, Short-chunk ResNet).
+    audio        waveform → log-mel → CNN: the base class and the Short-chunk CNN / ResNet.
+    backbones    every tagging backbone of the seed papers in one registry (``AUDIO_BACKBONES``).
     text         tag / query text → word vector (``Word2VecEncoder`` with phrases, or ``SentenceEncoder``).
     listening    play counts → weighted-ALS item factors (``fit_item_factors`` → ``ItemFactors``).
     projection   ``MLPHead``: Linear → BN → ReLU → Dropout → Linear, into the shared space.
@@ -16,11 +17,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "AUDIO_BACKBONES": "audio",
+    "AUDIO_BACKBONES": "backbones",
     "MelBackbone": "audio",
     "ShortChunkCNN": "audio",
     "ShortChunkResNet": "audio",
-    "build_audio_encoder": "audio",
+    "build_audio_encoder": "backbones",
     "TEXT_ENCODERS": "text",
     "TextEncoder": "text",
     "Word2VecEncoder": "text",
@@ -53,13 +54,12 @@ __all__ = [
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first access
     from retrieval.encoders.audio import (
-        AUDIO_BACKBONES,
         MelBackbone,
         ShortChunkCNN,
         ShortChunkResNet,
-        build_audio_encoder,
     )
     from retrieval.encoders.listening import ItemFactors, fit_item_factors
+    from retrieval.encoders.backbones import AUDIO_BACKBONES, build_audio_encoder
     from retrieval.encoders.projection import MLPHead
     from retrieval.encoders.text import (
         TEXT_ENCODERS,

@@ -1,15 +1,18 @@
-"""Audio towers: waveform → log-mel → 2-D CNN → one ``output_dim`` vector per clip.
+"""Audio towers: waveform → features (log-mel, or the samples) → network → one ``output_dim`` vector per clip.
 
-Every backbone owns its preprocessing (its first layer is :class:`retrieval.audio.MelSpectrogram`), so a
-checkpoint that stores ``name`` + :meth:`MelBackbone.config` rebuilds a model that features audio exactly as
-in training::
+Every backbone owns its preprocessing (its first layer, ``frontend``, is :class:`retrieval.audio.MelSpectrogram`
+or, for sample-level models, the identity on the waveform), so a checkpoint that stores ``name`` +
+:meth:`MelBackbone.config` rebuilds a model that features audio exactly as in training::
 
-    wave (B, T) ─frontend─▶ mel (B, n_mels, frames) ─forward_features─▶ (B, output_dim)
+    wave (B, T) ─frontend─▶ features (B, n_mels, frames) ─forward_features─▶ (B, output_dim)
 
-    forward_features:  unsqueeze → BatchNorm2d(1) → blocks (each halves frequency and time) →
-                       1×1 conv to output_dim → BatchNorm2d → ReLU → max over frequency and time
+This module holds the base class and the Short-chunk models of the retrieval paper (REFERENCE §1, §3); every
+other backbone of the seed papers lives in :mod:`retrieval.encoders.backbones`, whose ``AUDIO_BACKBONES`` is the
+one registry of all of them (by name) and whose ``build_audio_encoder`` builds any of them.
 
-The backbones (REFERENCE §1, §3) differ only in their blocks:
+:class:`MelBackbone` ``forward_features``: unsqueeze → BatchNorm2d(1) → blocks (each halves frequency and time)
+→ 1×1 conv to output_dim → BatchNorm2d → ReLU → max over frequency and time. Subclasses replace the blocks, the
+head or all of ``forward_features``.
 
 - ``short_chunk_cnn`` (:class:`ShortChunkCNN`): 3×3 conv → BN → ReLU → 2×2 max-pool.
 - ``short_chunk_resnet`` (:class:`ShortChunkResNet`): a residual pair of 3×3 convs, then 2×2 max-pool.
@@ -18,12 +21,12 @@ With the paper's input (128 mels × 173 frames ≈ 4 s) seven blocks reduce freq
 uses ``ceil_mode`` so any input of at least one frame works: a dimension that reaches 1 stays 1, and the final
 global max takes whatever is left.
 
-Add a backbone by subclassing :class:`MelBackbone` (implement ``make_block``) and adding it to
-:data:`AUDIO_BACKBONES`.
+Each backbone records its input: :meth:`MelBackbone.paper_settings` (front end and crop of its paper, the
+defaults when ``mel`` / ``input_frames`` are not given) and ``DEMO`` (the CPU-sized variant).
 
 Example:
     >>> from retrieval.audio import MelConfig
-    >>> model = build_audio_encoder("short_chunk_cnn", mel=MelConfig(), channels=(8, 8, 16, 16, 16, 16, 32))
+    >>> model = ShortChunkCNN(mel=MelConfig(), channels=(8, 8, 16, 16, 16, 16, 32))
     >>> model.eval()(torch.zeros(2, model.input_samples)).shape
     torch.Size([2, 256])
 """
@@ -31,23 +34,25 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import nn
 
-from retrieval.audio import MelConfig, MelSpectrogram
+from retrieval.audio import FrontEndConfig, MelConfig, WaveConfig, front_end
 from retrieval.errors import ConfigError
 
 __all__ = [
-    "AUDIO_BACKBONES",
+    "DEMO_MEL",
     "PAPER_CHANNELS",
+    "IndexedBackbone",
+    "InputSettings",
     "MelBackbone",
+    "ResidualBlock",
     "ShortChunkCNN",
     "ShortChunkResNet",
-    "build_audio_encoder",
+    "input_settings",
 ]
 
 #: Channels of the seven blocks in the paper's Short-chunk CNN (and the SMC 2020 Short-chunk ResNet).
@@ -61,6 +66,31 @@ POOL_SIZE = 2
 def _pool(size: int | tuple[int, int] = POOL_SIZE) -> nn.MaxPool2d:
     """Max-pool (2×2 by default) that keeps a size-1 dimension at 1 (ceil mode) instead of failing on short inputs."""
     return nn.MaxPool2d(size, ceil_mode=True)
+
+
+class InputSettings(NamedTuple):
+    """A model's published input: its front end and training crop length.
+
+    Attributes:
+        mel: the front-end settings (a :class:`MelConfig`, or :class:`WaveConfig` for sample-level models).
+        input_samples: crop length in samples at ``mel.sample_rate`` (the fewest giving ``input_frames``).
+        input_frames: crop length in feature frames (samples for a :class:`WaveConfig`).
+    """
+
+    mel: FrontEndConfig
+    input_samples: int
+    input_frames: int
+
+
+def input_settings(mel: FrontEndConfig, seconds: float | None = None, frames: int | None = None) -> InputSettings:
+    """InputSettings for a crop of ``seconds`` of audio, or of exactly ``frames`` frames."""
+    if frames is None:
+        frames = mel.frames(round(seconds * mel.sample_rate))
+    return InputSettings(mel, mel.samples_for_frames(frames), frames)
+
+
+#: The demo's mel front end (64 bands at 22,050 Hz): cheap enough to train on a 2-core CPU in minutes.
+DEMO_MEL = MelConfig(n_mels=64)
 
 
 class MelBackbone(nn.Module):
@@ -79,10 +109,18 @@ class MelBackbone(nn.Module):
     """
 
     name: ClassVar[str] = ""
+    #: The front-end settings type this backbone reads (its ``mel`` argument may be given as their dict form).
+    FRONT_END: ClassVar[type] = MelConfig
+    #: Constructor arguments of the CPU-sized variant that ``model.audio.size: demo`` selects (narrow widths,
+    #: a short crop); the paper's sizes are the constructor defaults.
+    DEMO: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, mel: MelConfig, output_dim: int = 256, channels: Sequence[int] = PAPER_CHANNELS,
-                 input_frames: int = PAPER_INPUT_FRAMES):
+    def __init__(self, mel: FrontEndConfig | Mapping[str, Any] | None = None, output_dim: int = 256,
+                 channels: Sequence[int] = PAPER_CHANNELS, input_frames: int | None = None):
         super().__init__()
+        paper = self.paper_settings()
+        mel = self.as_front_end(mel, paper.mel)
+        input_frames = paper.input_frames if input_frames is None else input_frames
         channels = tuple(int(c) for c in channels)
         if not channels or min(channels) < 1 or output_dim < 1 or input_frames < 1:
             raise ConfigError(f"{type(self).__name__}: channels must be a non-empty list of positive "
@@ -92,7 +130,7 @@ class MelBackbone(nn.Module):
         self.output_dim = int(output_dim)
         self.channels = channels
         self.input_frames = int(input_frames)
-        self.frontend = MelSpectrogram(mel)
+        self.frontend = front_end(mel)
         self.input_bn = nn.BatchNorm2d(1)
         in_widths = (1, *channels[:-1])  # the mel is one input channel
         self.blocks = nn.Sequential(
@@ -103,6 +141,33 @@ class MelBackbone(nn.Module):
             nn.BatchNorm2d(output_dim),
             nn.ReLU(),
         )
+
+    @classmethod
+    def paper_settings(cls) -> InputSettings:
+        """The published input: Won et al. 2021 (22,050 Hz, n_fft 1024, hop 512, 128 mels, 173 frames ≈ 4 s)."""
+        return input_settings(MelConfig(), frames=PAPER_INPUT_FRAMES)
+
+    @classmethod
+    def as_front_end(cls, mel: FrontEndConfig | Mapping[str, Any] | None, default: FrontEndConfig) -> FrontEndConfig:
+        """Accept front-end settings, their dict form (as :meth:`config` stores them) or None (``default``).
+
+        Raises:
+            ConfigError: settings of the wrong kind (mel settings for a raw-waveform model or the reverse) or
+                unknown keys.
+        """
+        if mel is None:
+            return default
+        if isinstance(mel, Mapping):
+            known = [f.name for f in dataclasses.fields(cls.FRONT_END)]
+            unknown = sorted(set(mel) - set(known))
+            if unknown:
+                raise ConfigError(f"{cls.__name__}: front-end settings {unknown} are unknown; allowed: {known}")
+            return cls.FRONT_END(**mel)
+        if not isinstance(mel, cls.FRONT_END):
+            kind = "raw waveform (WaveConfig)" if cls.FRONT_END is WaveConfig else "log-mel (MelConfig)"
+            raise ConfigError(f"{cls.__name__} reads a {kind} input, got {type(mel).__name__}; leave model.mel "
+                              "unset (null) to use the backbone's own input settings")
+        return mel
 
     def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
         """One block mapping (B, in_channels, F, T) → (B, out_channels, ⌈F/2⌉, ⌈T/2⌉)."""
@@ -142,7 +207,10 @@ class MelBackbone(nn.Module):
         return x.amax(dim=(2, 3))  # global max over whatever frequency and time are left
 
     def config(self) -> dict[str, Any]:
-        """The constructor arguments, JSON-able (``mel`` as a dict); see :func:`build_audio_encoder`."""
+        """The constructor arguments, JSON-able (``mel`` as a dict).
+
+        ``retrieval.encoders.backbones.build_audio_encoder(self.name, **self.config())`` rebuilds the model.
+        """
         return {"mel": dataclasses.asdict(self.mel), "output_dim": self.output_dim,
                 "channels": list(self.channels), "input_frames": self.input_frames}
 
@@ -152,6 +220,24 @@ class MelBackbone(nn.Module):
         ``build_audio_encoder(d["name"], **d["config"])`` rebuilds the same architecture.
         """
         return {"name": self.name, "config": self.config()}
+
+
+class IndexedBackbone(MelBackbone):
+    """A :class:`MelBackbone` whose blocks depend on their position (own pool size, own input width).
+
+    :class:`MelBackbone` calls ``make_block(in, out)`` once per block, in order; this class counts the calls and
+    forwards to :meth:`make_indexed_block`. Subclasses set whatever that method reads (``pools``, ...) as plain
+    attributes *before* ``super().__init__`` (allowed for non-tensor attributes of an ``nn.Module``).
+    """
+
+    def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
+        index = getattr(self, "_blocks_made", 0)
+        self._blocks_made = index + 1
+        return self.make_indexed_block(index, in_channels, out_channels)
+
+    def make_indexed_block(self, index: int, in_channels: int, out_channels: int) -> nn.Module:
+        """Block ``index`` (0-based), mapping ``in_channels`` to ``out_channels``."""
+        raise NotImplementedError
 
 
 class _ConvBlock(nn.Sequential):
@@ -207,6 +293,7 @@ class ShortChunkCNN(MelBackbone):
     """
 
     name = "short_chunk_cnn"
+    DEMO: ClassVar[dict[str, Any]] = {"mel": DEMO_MEL, "channels": (16, 16, 32, 32, 32, 32, 64), "input_frames": 128}
 
     def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
         return _ConvBlock(in_channels, out_channels)
@@ -222,44 +309,7 @@ class ShortChunkResNet(MelBackbone):
     """
 
     name = "short_chunk_resnet"
+    DEMO: ClassVar[dict[str, Any]] = ShortChunkCNN.DEMO
 
     def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
         return ResidualBlock(in_channels, out_channels)
-
-
-#: Audio backbones by name. Register a new one here (a :class:`MelBackbone` subclass with a unique ``name``).
-AUDIO_BACKBONES: dict[str, type[MelBackbone]] = {
-    ShortChunkCNN.name: ShortChunkCNN,
-    ShortChunkResNet.name: ShortChunkResNet,
-}
-
-
-def build_audio_encoder(name: str, **kwargs: Any) -> MelBackbone:
-    """Build a registered backbone from its constructor arguments.
-
-    Args:
-        name: a key of :data:`AUDIO_BACKBONES`.
-        **kwargs: the backbone's constructor arguments; ``mel`` may be a :class:`MelConfig` or its dict form
-            (as stored by :meth:`MelBackbone.config` and in checkpoints); it defaults to ``MelConfig()``.
-
-    Raises:
-        ConfigError: an unknown name (the message lists the valid ones) or an argument the backbone does not
-            take.
-    """
-    if name not in AUDIO_BACKBONES:
-        raise ConfigError(f"unknown audio backbone {name!r}; choose one of {sorted(AUDIO_BACKBONES)}")
-    cls = AUDIO_BACKBONES[name]
-    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ConfigError(f"audio backbone {name!r} has no argument(s) {unknown}; allowed: {allowed}")
-    mel = kwargs.pop("mel", None)
-    if mel is None:
-        mel = MelConfig()
-    if isinstance(mel, Mapping):
-        mel_keys = [field.name for field in dataclasses.fields(MelConfig)]
-        unknown_mel = sorted(set(mel) - set(mel_keys))
-        if unknown_mel:
-            raise ConfigError(f"mel settings {unknown_mel} are unknown; allowed: {mel_keys}")
-        mel = MelConfig(**mel)
-    return cls(mel=mel, **kwargs)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from retrieval.config import Config, config_from_dict, expand_path
+from retrieval.encoders.backbones import backbone_arguments, build_audio_encoder
 from retrieval.fileio import write_text_atomic
 from retrieval.model import JointModel
 from retrieval.training.checkpoint import load_checkpoint, save_checkpoint, state_fingerprint
@@ -81,22 +82,12 @@ def model_args(config: Config, text_dim: int, listening_dim: int | None) -> dict
         "listening_dim": listening_dim if m.modality != "audio" else None,
         "audio": None
         if m.modality == "cultural"
-        else {
-            "name": m.audio.backbone,
-            "args": {
-                "mel": m.mel,
-                "output_dim": audio_dim,
-                "channels": list(m.audio.channels),
-                "input_frames": m.audio.input_frames,
-            },
-        },
+        else {"name": m.audio.backbone, "args": backbone_arguments(m.audio, m.mel, audio_dim)},
     }
 
 
 def build_model(args: dict) -> JointModel:
     """Rebuild the joint model from :func:`model_args` output."""
-    from retrieval.encoders.audio import build_audio_encoder
-
     audio = None
     if args["audio"] is not None:
         audio = build_audio_encoder(args["audio"]["name"], **args["audio"]["args"])

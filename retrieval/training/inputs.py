@@ -173,8 +173,15 @@ def prepare_data(
                 len(ids_by_split[name]) - len(rows),
                 len(ids_by_split[name]),
             )
-    data = ExperimentData(vocabulary, splits, mels, config.model.audio.input_frames, excluded)
+    data = ExperimentData(vocabulary, splits, mels, audio_input(config).input_frames, excluded)
     return data, factors
+
+
+def audio_input(config: Config):
+    """The audio tower's resolved :class:`~retrieval.encoders.audio.InputSettings` (front end, crop length)."""
+    from retrieval.encoders.backbones import backbone_input
+
+    return backbone_input(config.model.audio, config.model.mel)
 
 
 def _reorder_columns(labels, tags: list[str], order: list[str]) -> torch.Tensor:
@@ -190,7 +197,7 @@ def _reorder_columns(labels, tags: list[str], order: list[str]) -> torch.Tensor:
 def _prepare_mels(config: Config, corpus, ids: list[str], progress: bool):
     from retrieval.data.features import MelStore
 
-    store = MelStore(Path(corpus.root) / "cache" / "mel", config.model.mel)
+    store = MelStore(Path(corpus.root) / "cache" / "mel", audio_input(config).mel)
     located = corpus.audio_locator().locate(ids)
     if located.missing:
         log.warning("%d tracks have no audio file (e.g. %s)", len(located.missing), located.missing[:3])

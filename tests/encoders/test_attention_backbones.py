@@ -52,14 +52,15 @@ def test_forward_on_waves(cls):
 @pytest.mark.parametrize("cls", CLASSES)
 def test_paper_settings_match_reference(cls):
     settings = cls.paper_settings()
-    assert settings.mel.frames(settings.samples) == settings.frames
+    assert settings.mel.frames(settings.input_samples) == settings.input_frames
     seconds = {CNNSA: 15.0, MusicTaggingTransformer: 10.0, SpecTNT: 4.54}[cls]
-    assert settings.samples == round(seconds * settings.mel.sample_rate)
+    assert settings.input_frames == settings.mel.frames(round(seconds * settings.mel.sample_rate))
     assert settings.mel.n_mels == (96 if cls is CNNSA else 128)
 
 
 @pytest.mark.parametrize("cls", CLASSES)
-def test_tiny_model_overfits_four_items(cls, seed=0):
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_tiny_model_overfits_four_items(cls, seed):
     torch.set_num_threads(1)
     net = _tiny(cls, seed=seed)
     head = nn.Linear(OUTPUT_DIM, 4)

@@ -1,8 +1,100 @@
-"""Tagging backbones of the seed papers (SMC 2020, ISMIR 2021, ML4MD 2019), each a :class:`MelBackbone`.
+"""Every audio backbone of the seed papers, by name, and how a config selects and sizes one.
 
 Modules:
-    cnn         FCN, Musicnn, CRNN, Harmonic CNN (Won et al., SMC 2020 benchmark settings).
-    attention   self-attention tagger (CNNSA), Music Tagging Transformer, SpecTNT.
+    ../audio.py   the base class :class:`MelBackbone`, Short-chunk CNN and Short-chunk ResNet (REFERENCE §1, §3).
+    cnn           FCN, Musicnn, CRNN, Harmonic CNN (SMC 2020 benchmark settings).
+    sample_cnn    SampleCNN and SampleCNN + SE (raw waveform).
+    attention     self-attention tagger (CNNSA), Music Tagging Transformer, SpecTNT.
 
-Work in progress (issue 6): these are not yet in :data:`retrieval.encoders.audio.AUDIO_BACKBONES`.
+:data:`AUDIO_BACKBONES` is the one registry: a model config's ``model.audio.backbone`` names an entry, and the
+same backbone serves as a multi-label tagger (:mod:`retrieval.tagging`) or as the retrieval model's audio tower.
+Sizes: ``model.audio.size: paper`` uses the constructor defaults (the paper's widths and input), ``demo`` the
+class's ``DEMO`` arguments (CPU-sized); ``channels``, ``input_frames``, ``options`` and ``model.mel`` in the
+config override either.
+
+Example:
+    >>> net = build_audio_encoder("fcn", output_dim=16, channels=[4, 4, 4, 4, 4])
+    >>> net.mel.sample_rate, net.input_frames
+    (16000, 1813)
 """
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from retrieval.audio import FrontEndConfig
+from retrieval.encoders.audio import InputSettings, MelBackbone, ShortChunkCNN, ShortChunkResNet
+from retrieval.encoders.backbones.attention import CNNSA, MusicTaggingTransformer, SpecTNT
+from retrieval.encoders.backbones.cnn import CRNN, FCN, HarmonicCNN, Musicnn
+from retrieval.encoders.backbones.sample_cnn import SampleCNN, SampleCNNSE
+from retrieval.errors import ConfigError
+
+__all__ = ["AUDIO_BACKBONES", "backbone_arguments", "backbone_input", "build_audio_encoder"]
+
+#: Audio backbones by name. Register a new one here (a :class:`MelBackbone` subclass with a unique ``name``).
+AUDIO_BACKBONES: dict[str, type[MelBackbone]] = {
+    cls.name: cls
+    for cls in (FCN, Musicnn, CRNN, SampleCNN, SampleCNNSE, ShortChunkCNN, ShortChunkResNet, HarmonicCNN, CNNSA,
+                MusicTaggingTransformer, SpecTNT)
+}
+
+
+def _backbone(name: str) -> type[MelBackbone]:
+    if name not in AUDIO_BACKBONES:
+        raise ConfigError(f"unknown audio backbone {name!r}; choose one of {sorted(AUDIO_BACKBONES)}")
+    return AUDIO_BACKBONES[name]
+
+
+def build_audio_encoder(name: str, **kwargs: Any) -> MelBackbone:
+    """Build a registered backbone from its constructor arguments.
+
+    Args:
+        name: a key of :data:`AUDIO_BACKBONES`.
+        **kwargs: the backbone's constructor arguments; ``mel`` may be front-end settings or their dict form (as
+            stored by :meth:`MelBackbone.config` and in checkpoints); omitted ones take the paper's values.
+
+    Raises:
+        ConfigError: an unknown name (the message lists the valid ones) or an argument the backbone does not take.
+    """
+    cls = _backbone(name)
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ConfigError(f"audio backbone {name!r} has no argument(s) {unknown}; allowed: {allowed}")
+    return cls(**kwargs)
+
+
+def backbone_arguments(settings: Any, mel: FrontEndConfig | None, output_dim: int) -> dict[str, Any]:
+    """Constructor arguments for a config's audio tower.
+
+    Args:
+        settings: a :class:`retrieval.config.AudioSettings` (backbone, size, channels, input_frames, options).
+        mel: ``model.mel`` of the config; ``None`` keeps the size's (or the paper's) front end.
+        output_dim: the tower's output size.
+
+    Returns:
+        ``{"mel"?, "channels"?, "input_frames"?, ..., "output_dim"}``: the ``DEMO`` arguments when
+        ``settings.size == "demo"``, updated by every setting the config gives.
+    """
+    cls = _backbone(settings.backbone)
+    args: dict[str, Any] = dict(cls.DEMO) if settings.size == "demo" else {}
+    if mel is not None:
+        args["mel"] = mel
+    if settings.channels is not None:
+        args["channels"] = list(settings.channels)
+    if settings.input_frames is not None:
+        args["input_frames"] = settings.input_frames
+    args.update(settings.options)
+    args["output_dim"] = output_dim
+    return args
+
+
+def backbone_input(settings: Any, mel: FrontEndConfig | None) -> InputSettings:
+    """The front end and crop length a config's audio tower reads, without building it (for feature caches)."""
+    cls = _backbone(settings.backbone)
+    args = backbone_arguments(settings, mel, output_dim=1)
+    paper = cls.paper_settings()
+    front = cls.as_front_end(args.get("mel"), paper.mel)
+    frames = args.get("input_frames") or paper.input_frames
+    return InputSettings(front, front.samples_for_frames(frames), frames)

@@ -30,18 +30,18 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from retrieval.audio import MelConfig
-from retrieval.encoders.audio import MelBackbone, ResidualBlock
+from retrieval.encoders.audio import InputSettings, MelBackbone, ResidualBlock, input_settings
 from retrieval.errors import ConfigError
 
-__all__ = ["CNNSA", "MusicTaggingTransformer", "PaperSettings", "SpecTNT"]
+__all__ = ["CNNSA", "MusicTaggingTransformer", "SpecTNT"]
 
 #: MLP hidden size as a multiple of the model width (BERT and ViT use 4).
 MLP_RATIO = 4
@@ -49,19 +49,6 @@ MLP_RATIO = 4
 EMBEDDING_INIT_STD = 0.02
 
 Pool = tuple[int, int]
-
-
-class PaperSettings(NamedTuple):
-    """A model's published input: mel settings and crop length (``samples`` at ``mel.sample_rate``)."""
-
-    mel: MelConfig
-    samples: int
-    frames: int
-
-
-def _paper(mel: MelConfig, seconds: float) -> PaperSettings:
-    samples = round(seconds * mel.sample_rate)
-    return PaperSettings(mel, samples, mel.frames(samples))
 
 
 def _reduced(size: int, factors: Sequence[int]) -> int:
@@ -133,8 +120,8 @@ class _Encoder(nn.Module):
 class _ConvTransformerBackbone(MelBackbone):
     """Residual conv blocks with per-block pools, then tokens; subclasses add the Transformer part."""
 
-    def __init__(self, mel: MelConfig, output_dim: int, channels: Sequence[int], pools: Sequence[Sequence[int]],
-                 input_frames: int):
+    def __init__(self, mel: MelConfig | Mapping[str, Any] | None, output_dim: int, channels: Sequence[int],
+                 pools: Sequence[Sequence[int]], input_frames: int | None):
         pools = tuple((int(p[0]), int(p[1])) for p in pools)
         if len(pools) != len(tuple(channels)) or min(min(p) for p in pools) < 1:
             raise ConfigError(f"{type(self).__name__}: give one positive (freq, time) pool per block; got "
@@ -143,7 +130,7 @@ class _ConvTransformerBackbone(MelBackbone):
         self.pools = pools
         self._blocks_made = 0
         super().__init__(mel, output_dim, channels, input_frames)
-        self.reduced_mels = _reduced(mel.n_mels, [p[0] for p in pools])
+        self.reduced_mels = _reduced(self.mel.n_mels, [p[0] for p in pools])
         self.reduced_frames = _reduced(self.input_frames, [p[1] for p in pools])
 
     def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
@@ -162,8 +149,9 @@ class _ConvTransformerBackbone(MelBackbone):
 class _ClsTransformerBackbone(_ConvTransformerBackbone):
     """Conv blocks → flatten (channel, freq) per frame → Linear to width → [CLS] + positions → encoder."""
 
-    def __init__(self, mel: MelConfig, output_dim: int, channels: Sequence[int], pools: Sequence[Sequence[int]],
-                 input_frames: int, width: int, layers: int, heads: int, dropout: float, pre_norm: bool):
+    def __init__(self, mel: MelConfig | Mapping[str, Any] | None, output_dim: int, channels: Sequence[int],
+                 pools: Sequence[Sequence[int]], input_frames: int | None, width: int, layers: int, heads: int,
+                 dropout: float, pre_norm: bool):
         super().__init__(mel, output_dim, channels, pools, input_frames)
         if min(width, layers, heads) < 1 or not 0.0 <= dropout < 1.0:
             raise ConfigError(f"{type(self).__name__}: width, layers, heads must be positive and dropout in "
@@ -212,18 +200,20 @@ class CNNSA(_ClsTransformerBackbone):
     """
 
     name = "cnnsa"
+    DEMO: ClassVar[dict[str, Any]] = {"channels": (16, 16, 32, 32, 32, 32, 32), "width": 64, "heads": 4,
+                                     "input_frames": 626}  # 10 s
 
-    def __init__(self, mel: MelConfig, output_dim: int = 256,
+    def __init__(self, mel: MelConfig | Mapping[str, Any] | None = None, output_dim: int = 256,
                  channels: Sequence[int] = (128, 128, 256, 256, 256, 256, 256),
-                 pools: Sequence[Sequence[int]] = ((2, 2),) * 3 + ((2, 1),) * 4, input_frames: int = 938,
+                 pools: Sequence[Sequence[int]] = ((2, 2),) * 3 + ((2, 1),) * 4, input_frames: int | None = None,
                  width: int = 512, layers: int = 2, heads: int = 8, dropout: float = 0.1):
         super().__init__(mel, output_dim, channels, pools, input_frames, width, layers, heads, dropout,
                          pre_norm=False)
 
     @classmethod
-    def paper_settings(cls) -> PaperSettings:
+    def paper_settings(cls) -> InputSettings:
         """16 kHz, n_fft 512, hop 256, 96 mels, 15 s (240,000 samples, 938 frames)."""
-        return _paper(MelConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96), 15.0)
+        return input_settings(MelConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96), 15.0)
 
 
 class MusicTaggingTransformer(_ClsTransformerBackbone):
@@ -235,17 +225,20 @@ class MusicTaggingTransformer(_ClsTransformerBackbone):
     """
 
     name = "music_tagging_transformer"
+    DEMO: ClassVar[dict[str, Any]] = {"channels": (32, 32, 32), "width": 64, "layers": 2, "heads": 4,
+                                     "input_frames": 216}  # 5 s
 
-    def __init__(self, mel: MelConfig, output_dim: int = 256, channels: Sequence[int] = (128, 128, 128),
-                 pools: Sequence[Sequence[int]] = ((2, 2), (2, 2), (2, 1)), input_frames: int = 431,
+    def __init__(self, mel: MelConfig | Mapping[str, Any] | None = None, output_dim: int = 256,
+                 channels: Sequence[int] = (128, 128, 128),
+                 pools: Sequence[Sequence[int]] = ((2, 2), (2, 2), (2, 1)), input_frames: int | None = None,
                  width: int = 256, layers: int = 4, heads: int = 8, dropout: float = 0.1):
         super().__init__(mel, output_dim, channels, pools, input_frames, width, layers, heads, dropout,
                          pre_norm=True)
 
     @classmethod
-    def paper_settings(cls) -> PaperSettings:
+    def paper_settings(cls) -> InputSettings:
         """22,050 Hz, n_fft 1024, hop 512 (assumed; the paper gives n_fft only), 128 mels, 10 s (431 frames)."""
-        return _paper(MelConfig(sample_rate=22050, n_fft=1024, hop_length=512, n_mels=128), 10.0)
+        return input_settings(MelConfig(sample_rate=22050, n_fft=1024, hop_length=512, n_mels=128), 10.0)
 
 
 class _SpecTNTBlock(nn.Module):
@@ -276,16 +269,23 @@ class SpecTNT(_ConvTransformerBackbone):
 
     A residual conv front end (default one block of 64 channels, pool (2,2)) gives (B, C, F', T'); each frame's
     F' frequency bins become tokens (Linear C → d_s, + frequency positions) behind a frequency class token
-    (FCT). Temporal tokens start as [CLS] + learned positions (d_t). Each of the ``blocks`` blocks runs a
+    (FCT). Temporal tokens start as [CLS] and, per frame, Linear(mean over frequency of the conv features), plus
+    learned positions (d_t); the re-implementation starts frames at zero, which leaves every clip's [CLS] nearly
+    the same at initialisation and training on a plateau until the FCTs grow (seen on small models). There is
+    no final LayerNorm on the temporal tokens: with one, 1 of 4 seeds of a small model did not fit four clips in
+    60 Adam steps (without: 4 of 4; tests/encoders/test_attention_backbones.py). Each of the ``blocks`` blocks runs a
     spectral Transformer layer per frame, adds Linear(FCT) to the frame's temporal token, then a temporal
     Transformer layer. Output: Linear on the temporal [CLS]. Defaults: 3 blocks, d_s = d_t = 96, 4 spectral
     and 8 temporal heads, dropout 0.15; 4.54 s at 22,050 Hz, 128 mels.
     """
 
     name = "spectnt"
+    DEMO: ClassVar[dict[str, Any]] = {"channels": (32,), "blocks": 2, "spectral_dim": 32, "spectral_heads": 4,
+                                     "temporal_dim": 32, "temporal_heads": 4}
 
-    def __init__(self, mel: MelConfig, output_dim: int = 256, channels: Sequence[int] = (64,),
-                 pools: Sequence[Sequence[int]] = ((2, 2),), input_frames: int = 196, blocks: int = 3,
+    def __init__(self, mel: MelConfig | Mapping[str, Any] | None = None, output_dim: int = 256,
+                 channels: Sequence[int] = (64,),
+                 pools: Sequence[Sequence[int]] = ((2, 2),), input_frames: int | None = None, blocks: int = 3,
                  spectral_dim: int = 96, spectral_heads: int = 4, temporal_dim: int = 96,
                  temporal_heads: int = 8, dropout: float = 0.15):
         super().__init__(mel, output_dim, channels, pools, input_frames)
@@ -300,6 +300,7 @@ class SpecTNT(_ConvTransformerBackbone):
         self.spectral_dim, self.spectral_heads = int(spectral_dim), int(spectral_heads)
         self.temporal_dim, self.temporal_heads = int(temporal_dim), int(temporal_heads)
         self.to_spectral = nn.Linear(self.channels[-1], spectral_dim)
+        self.to_temporal = nn.Linear(self.channels[-1], temporal_dim)
         self.fct = nn.Parameter(torch.randn(1, 1, spectral_dim) * EMBEDDING_INIT_STD)
         self.frequency_positions = nn.Parameter(
             torch.randn(1, self.reduced_mels + 1, spectral_dim) * EMBEDDING_INIT_STD)
@@ -309,7 +310,6 @@ class SpecTNT(_ConvTransformerBackbone):
         self.tnt_blocks = nn.ModuleList(
             _SpecTNTBlock(spectral_dim, spectral_heads, temporal_dim, temporal_heads, dropout)
             for _ in range(blocks))
-        self.final_norm = nn.LayerNorm(temporal_dim)
         self.head = nn.Linear(temporal_dim, output_dim)  # replaces the base class's 1×1-conv head
 
     def _encode(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -317,14 +317,14 @@ class SpecTNT(_ConvTransformerBackbone):
         batch, _, n_freq, n_time = x.shape
         spectral = self.to_spectral(x.permute(0, 3, 2, 1).reshape(batch * n_time, n_freq, -1))  # (B·T', F', d_s)
         spectral = torch.cat([self.fct.expand(len(spectral), -1, -1), spectral], dim=1) + self.frequency_positions
-        temporal = self.cls_token.expand(batch, -1, -1)
-        temporal = torch.cat([temporal, temporal.new_zeros(batch, n_time, self.temporal_dim)], dim=1)
+        frames = self.to_temporal(x.mean(dim=2).transpose(1, 2))  # (B, T', d_t): each frame's mean over frequency
+        temporal = torch.cat([self.cls_token.expand(batch, -1, -1), frames], dim=1)
         temporal = temporal + _positions(self.time_positions, n_time + 1)  # (B, T'+1, d_t)
         maps = []
         for block in self.tnt_blocks:
             spectral, temporal, weights = block(spectral, temporal)
             maps.append(weights)
-        return self.final_norm(temporal), torch.stack(maps, dim=1)
+        return temporal, torch.stack(maps, dim=1)
 
     def forward_features(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, frames) → (B, output_dim) from the temporal [CLS] token."""
@@ -335,9 +335,9 @@ class SpecTNT(_ConvTransformerBackbone):
         return self._encode(mel)[1]
 
     @classmethod
-    def paper_settings(cls) -> PaperSettings:
+    def paper_settings(cls) -> InputSettings:
         """22,050 Hz, n_fft 1024, hop 512 (assumed), 128 mels, 4.54 s (100,107 samples, 196 frames)."""
-        return _paper(MelConfig(sample_rate=22050, n_fft=1024, hop_length=512, n_mels=128), 4.54)
+        return input_settings(MelConfig(sample_rate=22050, n_fft=1024, hop_length=512, n_mels=128), 4.54)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "blocks": self.n_blocks, "spectral_dim": self.spectral_dim,

@@ -28,36 +28,22 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from retrieval.audio import MelConfig
-from retrieval.encoders.audio import MelBackbone
+from retrieval.encoders.audio import IndexedBackbone, InputSettings, input_settings
 from retrieval.errors import ConfigError
 
-__all__ = ["CRNN", "FCN", "HarmonicCNN", "InputSettings", "Musicnn", "smc2020_mel"]
+__all__ = ["CRNN", "FCN", "HarmonicCNN", "Musicnn", "smc2020_mel"]
 
 #: SMC 2020 front end (REFERENCE §3): 16 kHz, n_fft 512 (32 ms), hop 256 (16 ms, 62.5 frames per second).
 SMC_SAMPLE_RATE = 16000
 SMC_N_FFT = 512
 SMC_HOP = 256
 KERNEL_SIZE = 3
-
-
-class InputSettings(NamedTuple):
-    """A model's published input: its mel front end and training crop length.
-
-    Attributes:
-        mel: the front-end settings.
-        input_samples: crop length in samples at ``mel.sample_rate`` (the fewest giving ``input_frames``).
-        input_frames: crop length in mel frames.
-    """
-
-    mel: MelConfig
-    input_samples: int
-    input_frames: int
 
 
 def smc2020_mel(n_mels: int) -> MelConfig:
@@ -67,18 +53,7 @@ def smc2020_mel(n_mels: int) -> MelConfig:
 
 def _settings(n_mels: int, seconds: float) -> InputSettings:
     """InputSettings for an SMC 2020 model reading ``seconds`` of audio (29 s → 1,813 frames)."""
-    mel = smc2020_mel(n_mels)
-    frames = mel.frames(round(seconds * mel.sample_rate))
-    return InputSettings(mel, mel.samples_for_frames(frames), frames)
-
-
-def _as_mel(mel: MelConfig | Mapping[str, Any] | None, default: MelConfig) -> MelConfig:
-    """Accept a MelConfig, its dict form (as :meth:`MelBackbone.config` stores it) or None (``default``)."""
-    if mel is None:
-        return default
-    if isinstance(mel, Mapping):
-        return MelConfig(**mel)
-    return mel
+    return input_settings(smc2020_mel(n_mels), seconds)
 
 
 def _pairs(pools: Sequence[Sequence[int]], n_blocks: int, owner: str) -> tuple[tuple[int, int], ...]:
@@ -102,24 +77,6 @@ class _ConvPool(nn.Sequential):
         )
 
 
-class _IndexedBackbone(MelBackbone):
-    """A :class:`MelBackbone` whose blocks depend on their position (own pool size, own input width).
-
-    :class:`MelBackbone` calls ``make_block(in, out)`` once per block, in order; this class counts the calls and
-    forwards to :meth:`make_indexed_block`. Subclasses set whatever that method reads (``pools``, ...) as plain
-    attributes *before* ``super().__init__`` (allowed for non-tensor attributes of an ``nn.Module``).
-    """
-
-    def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
-        index = getattr(self, "_blocks_made", 0)
-        self._blocks_made = index + 1
-        return self.make_indexed_block(index, in_channels, out_channels)
-
-    def make_indexed_block(self, index: int, in_channels: int, out_channels: int) -> nn.Module:
-        """Block ``index`` (0-based), mapping ``in_channels`` to ``out_channels``."""
-        raise NotImplementedError
-
-
 # ----------------------------------------------------------------------------------------------------- FCN
 FCN_CHANNELS = (64, 128, 128, 128, 64)
 FCN_POOLS = ((2, 4), (2, 4), (2, 4), (3, 5), (4, 4))
@@ -127,7 +84,7 @@ FCN_MELS = 96
 FCN_SECONDS = 29.0
 
 
-class FCN(_IndexedBackbone):
+class FCN(IndexedBackbone):
     """Fully convolutional network (Choi, Fazekas, Sandler, ISMIR 2016; SMC 2020 settings).
 
     Five blocks of 3×3 conv → BN → ReLU → max-pool; the pools (2,4),(2,4),(2,4),(3,5),(4,4) take 96 mels ×
@@ -143,13 +100,13 @@ class FCN(_IndexedBackbone):
     """
 
     name = "fcn"
+    DEMO: ClassVar[dict[str, Any]] = {"channels": (16, 32, 32, 32, 16), "input_frames": 626}  # 10 s
 
     def __init__(self, mel: MelConfig | Mapping[str, Any] | None = None, output_dim: int = 256,
                  channels: Sequence[int] = FCN_CHANNELS, pools: Sequence[Sequence[int]] = FCN_POOLS,
                  input_frames: int | None = None):
-        paper = self.paper_settings()
         self.pools = _pairs(pools, len(channels), type(self).__name__)
-        super().__init__(_as_mel(mel, paper.mel), output_dim, channels, input_frames or paper.input_frames)
+        super().__init__(mel, output_dim, channels, input_frames)
 
     @classmethod
     def paper_settings(cls) -> InputSettings:
@@ -172,7 +129,7 @@ CRNN_MELS = 96
 CRNN_SECONDS = 29.0
 
 
-class CRNN(_IndexedBackbone):
+class CRNN(IndexedBackbone):
     """Convolutional recurrent network (Choi, Fazekas, Sandler, Cho, ICASSP 2017; SMC 2020 settings).
 
     Four blocks of 3×3 conv → BN → ReLU → max-pool (2,2),(3,3),(4,4),(4,4) take 96 mels to 1 frequency bin;
@@ -190,16 +147,16 @@ class CRNN(_IndexedBackbone):
     """
 
     name = "crnn"
+    DEMO: ClassVar[dict[str, Any]] = {"channels": (16, 32, 32, 32), "input_frames": 626}  # 10 s
 
     def __init__(self, mel: MelConfig | Mapping[str, Any] | None = None, output_dim: int = 256,
                  channels: Sequence[int] = CRNN_CHANNELS, pools: Sequence[Sequence[int]] = CRNN_POOLS,
                  gru_hidden: int = CRNN_GRU_HIDDEN, gru_layers: int = CRNN_GRU_LAYERS,
                  input_frames: int | None = None):
-        paper = self.paper_settings()
         self.pools = _pairs(pools, len(channels), type(self).__name__)
         if gru_hidden < 1 or gru_layers < 1:
             raise ConfigError(f"CRNN: gru_hidden and gru_layers must be positive, got {gru_hidden}, {gru_layers}")
-        super().__init__(_as_mel(mel, paper.mel), output_dim, channels, input_frames or paper.input_frames)
+        super().__init__(mel, output_dim, channels, input_frames)
         self.gru_hidden = int(gru_hidden)
         self.gru_layers = int(gru_layers)
         self.gru = nn.GRU(self.channels[-1], self.gru_hidden, num_layers=self.gru_layers, batch_first=True)
@@ -271,7 +228,7 @@ class _MusicnnFrontEnd(nn.Module):
         return torch.cat(timbre + rhythm, dim=1)
 
 
-class Musicnn(_IndexedBackbone):
+class Musicnn(IndexedBackbone):
     """Musicnn (Pons & Serra, ISMIR 2018; SMC 2020 settings): musically motivated front end + 1-D back end.
 
     ``forward_features``::
@@ -289,20 +246,19 @@ class Musicnn(_IndexedBackbone):
     """
 
     name = "musicnn"
+    DEMO: ClassVar[dict[str, Any]] = {"channels": (64, 64, 64), "timbral_channels": 32, "temporal_channels": 8}
 
     def __init__(self, mel: MelConfig | Mapping[str, Any] | None = None, output_dim: int = 256,
                  channels: Sequence[int] = MUSICNN_BACKEND, timbral_channels: int = MUSICNN_TIMBRAL_CHANNELS,
                  temporal_channels: int = MUSICNN_TEMPORAL_CHANNELS, input_frames: int | None = None):
-        paper = self.paper_settings()
-        mel = _as_mel(mel, paper.mel)
         if timbral_channels < 1 or temporal_channels < 1:
             raise ConfigError(f"Musicnn: timbral_channels and temporal_channels must be positive, got "
                               f"{timbral_channels}, {temporal_channels}")
         # make_indexed_block reads the front end's width (set before nn.Module.__init__: a plain int)
         self.front_channels = (int(timbral_channels) * len(MUSICNN_TIMBRAL_HEIGHTS)
                                + int(temporal_channels) * len(MUSICNN_TEMPORAL_LENGTHS))
-        super().__init__(mel, output_dim, channels, input_frames or paper.input_frames)
-        self.front = _MusicnnFrontEnd(mel.n_mels, int(timbral_channels), int(temporal_channels))
+        super().__init__(mel, output_dim, channels, input_frames)
+        self.front = _MusicnnFrontEnd(self.mel.n_mels, int(timbral_channels), int(temporal_channels))
         self.timbral_channels = int(timbral_channels)
         self.temporal_channels = int(temporal_channels)
         pooled = 2 * (self.front.out_channels + sum(self.channels))  # max and mean of every stage
@@ -404,7 +360,7 @@ class HarmonicStack(nn.Module):
         return stacked.reshape(batch, self.n_harmonics, n_mels, frames)
 
 
-class HarmonicCNN(_IndexedBackbone):
+class HarmonicCNN(IndexedBackbone):
     """Harmonic CNN (Won, Chun, Nieto, Serra, ICASSP 2020; SMC 2020 settings), front end approximated.
 
     ``forward_features``: mel → BN → :class:`HarmonicStack` (H = 6 channels) → 7 × (3×3 conv → BN → ReLU → 2×2
@@ -422,17 +378,16 @@ class HarmonicCNN(_IndexedBackbone):
     """
 
     name = "harmonic_cnn"
+    DEMO: ClassVar[dict[str, Any]] = {"channels": (16, 16, 32, 32, 32, 32, 64)}
 
     def __init__(self, mel: MelConfig | Mapping[str, Any] | None = None, output_dim: int = 256,
                  channels: Sequence[int] = HCNN_CHANNELS, n_harmonics: int = HCNN_HARMONICS,
                  input_frames: int | None = None):
-        paper = self.paper_settings()
         if n_harmonics < 1:
             raise ConfigError(f"HarmonicCNN: n_harmonics must be positive, got {n_harmonics}")
         self.n_harmonics = int(n_harmonics)
-        mel = _as_mel(mel, paper.mel)
-        super().__init__(mel, output_dim, channels, input_frames or paper.input_frames)
-        self.harmonics = HarmonicStack(mel, self.n_harmonics)
+        super().__init__(mel, output_dim, channels, input_frames)
+        self.harmonics = HarmonicStack(self.mel, self.n_harmonics)
 
     @classmethod
     def paper_settings(cls) -> InputSettings:

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from retrieval.audio import MelConfig
-from retrieval.encoders.audio import MelBackbone, build_audio_encoder
+from retrieval.encoders.audio import MelBackbone
+from retrieval.encoders.backbones import build_audio_encoder
 from retrieval.errors import ConfigError
 
 __all__ = ["DEFAULT_BACKBONE", "PatchClassifier", "build_patch_classifier"]
@@ -80,7 +81,7 @@ def build_patch_classifier(
         feature_dim: penultimate feature size.
         patch_frames: patch length in frames (recorded in the trunk).
         seed: weight-initialisation seed.
-        backbone: a name of :data:`retrieval.encoders.audio.AUDIO_BACKBONES`.
+        backbone: a name of :data:`retrieval.encoders.backbones.AUDIO_BACKBONES`.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
