@@ -26,7 +26,7 @@ from retrieval.fileio import write_text_atomic
 from retrieval.model import JointModel
 from retrieval.training.checkpoint import load_checkpoint, save_checkpoint, state_fingerprint
 from retrieval.training.inputs import ExperimentData, Vocabulary, prepare_data
-from retrieval.training.loop import TrainState, checkpoint_dir, train
+from retrieval.training.loop import TrainState, checkpoint_dir, train, training_step
 
 log = logging.getLogger(__name__)
 
@@ -171,26 +171,85 @@ def run_is_complete(run: str | Path, config: Config) -> bool:
     return payload["config"] == config.to_dict() and payload["train_state"]["epoch"] >= config.train.epochs
 
 
+@dataclass
+class RunFolder:
+    """A run folder being trained (any task): the resume rules, the saved config and the checkpoints.
+
+    Use :meth:`open` (refuses to overwrite a run, or to resume none), :meth:`restore` (a resumed run's weights,
+    optimizer and random states, after checking that only ``train.epochs`` changed) and :meth:`saver` (the
+    ``save`` callback of :func:`retrieval.training.loop.train`).
+    """
+
+    path: Path
+    config: Config
+
+    @classmethod
+    def open(cls, config: Config, out: str | Path, resume: bool) -> RunFolder:
+        import yaml
+
+        out = Path(out)
+        last = checkpoint_dir(out) / "last.ckpt"
+        if resume and not last.exists():
+            raise FileNotFoundError(f"{last}: nothing to resume; start the run without --resume")
+        if not resume and last.exists():
+            raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        if config.train.num_threads:
+            torch.set_num_threads(config.train.num_threads)
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+        return cls(out, config)
+
+    def restore(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                generator: torch.Generator) -> TrainState:
+        payload = load_checkpoint(checkpoint_dir(self.path) / "last.ckpt")
+        changed = config_changes(config_from_dict(payload["config"]), self.config)
+        if changed:
+            raise ValueError(
+                f"{self.path} was trained with a different config ({', '.join(changed)}); only train.epochs may "
+                "change when resuming: train into another --out"
+            )
+        model.load_state_dict(payload["model"])
+        saved = payload["train_state"]
+        optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch_rng"])
+        return TrainState(saved["epoch"], saved["best_map"], saved["best_epoch"], json.loads(saved["history"]))
+
+    def saver(self, args: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+              generator: torch.Generator, vocabulary: Vocabulary, extra: dict | None = None):
+        """``save(name, state, with_train_state)`` writing ``checkpoints/<name>.ckpt`` and ``history.json``."""
+
+        def save(name: str, st: TrainState, with_train_state: bool) -> None:
+            payload = {
+                "config": self.config.to_dict(),
+                "model_args": _plain_args(args),
+                "model": model.state_dict(),
+                "vocabulary": vocabulary.to_dict(),
+                "fingerprint": state_fingerprint(model.state_dict(), "|".join(vocabulary.tags)),
+                **(extra or {}),
+            }
+            if with_train_state:
+                payload["train_state"] = {
+                    "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "epoch": st.epoch,
+                    "best_map": st.best_map,
+                    "best_epoch": st.best_epoch,
+                    "history": json.dumps(st.history),
+                }
+            save_checkpoint(checkpoint_dir(self.path) / f"{name}.ckpt", payload)
+            write_text_atomic(self.path / "history.json", json.dumps(st.history, indent=2))
+
+        return save
+
+
 def train_run(config: Config, out: str | Path, resume: bool = False, progress: bool = True) -> TrainState:
     """Train ``config`` into run folder ``out`` (``resume``: continue from ``out/checkpoints/last.ckpt``)."""
     from retrieval.training.mining import SAMPLERS
 
-    out = Path(out)
-    ckpt_dir = checkpoint_dir(out)
-    last = ckpt_dir / "last.ckpt"
-    if resume and not last.exists():
-        raise FileNotFoundError(f"{last}: nothing to resume; start the run without --resume")
-    if not resume and last.exists():
-        raise FileExistsError(
-            f"{out} already holds a run; pass --resume to continue it or choose another --out"
-        )
-    if config.train.num_threads:
-        torch.set_num_threads(config.train.num_threads)
-    import yaml
-
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
-    text_encoder = build_text_encoder(config, out / "text")
+    folder = RunFolder.open(config, out, resume)
+    text_encoder = build_text_encoder(config, folder.path / "text")
     modality = config.model.modality
     data, factors = prepare_data(
         config,
@@ -200,7 +259,7 @@ def train_run(config: Config, out: str | Path, resume: bool = False, progress: b
         need_listening=True,
     )
     if factors is not None:
-        factors.save(out / "item_factors.npz")
+        factors.save(folder.path / "item_factors.npz")
     listening_dim = (
         data.splits["train"].listening.shape[1] if data.splits["train"].listening is not None else None
     )
@@ -212,49 +271,16 @@ def train_run(config: Config, out: str | Path, resume: bool = False, progress: b
         model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
     )
     generator = torch.Generator().manual_seed(config.train.seed)
-    state = None
-    if resume:
-        payload = load_checkpoint(last)
-        changed = config_changes(config_from_dict(payload["config"]), config)
-        if changed:
-            raise ValueError(
-                f"{out} was trained with a different config ({', '.join(changed)}); only train.epochs may change "
-                "when resuming: train into another --out"
-            )
-        model.load_state_dict(payload["model"])
-        saved = payload["train_state"]
-        optimizer.load_state_dict(saved["optimizer"])
-        generator.set_state(saved["generator"])
-        torch.set_rng_state(saved["torch_rng"])
-        state = TrainState(
-            saved["epoch"], saved["best_map"], saved["best_epoch"], json.loads(saved["history"])
-        )
+    state = folder.restore(model, optimizer, generator) if resume else None
 
     def evaluate(m) -> float:
         return evaluate_split(m, data, "valid", config)["map"]
 
-    def save(name: str, st: TrainState, with_train_state: bool) -> None:
-        payload = {
-            "config": config.to_dict(),
-            "model_args": _plain_args(args),
-            "model": model.state_dict(),
-            "vocabulary": data.vocabulary.to_dict(),
-            "fingerprint": state_fingerprint(model.state_dict(), "|".join(data.vocabulary.tags)),
-        }
-        if with_train_state:
-            payload["train_state"] = {
-                "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "epoch": st.epoch,
-                "best_map": st.best_map,
-                "best_epoch": st.best_epoch,
-                "history": json.dumps(st.history),
-            }
-        save_checkpoint(ckpt_dir / f"{name}.ckpt", payload)
-        write_text_atomic(out / "history.json", json.dumps(st.history, indent=2))
+    def step() -> dict:
+        return training_step(model, data, sampler, config.train, generator)
 
-    return train(model, data, sampler, optimizer, config.train, generator, evaluate, save, state, progress)
+    save = folder.saver(args, model, optimizer, generator, data.vocabulary)
+    return train(model, step, optimizer, config.train, evaluate, save, state, progress)
 
 
 def load_run(run: str | Path, which: str = "best") -> Run:

@@ -93,7 +93,10 @@ class ExperimentData:
 
 
 def build_vocabulary(tags: Sequence[str], categories: Sequence[str], text_encoder) -> Vocabulary:
-    """Word vectors for every tag from ``text_encoder.encode`` → (n_tags, text_dim)."""
+    """Word vectors for every tag from ``text_encoder.encode`` → (n_tags, text_dim); ``text_encoder=None``
+    (a tagging run, which has no word tower) gives (n_tags, 0)."""
+    if text_encoder is None:
+        return Vocabulary(list(tags), list(categories), torch.zeros(len(tags), 0))
     vectors = torch.from_numpy(np.asarray(text_encoder.encode(list(tags)), dtype=np.float32))
     return Vocabulary(list(tags), list(categories), vectors)
 
@@ -105,6 +108,7 @@ def prepare_data(
     progress: bool = True,
     need_audio: bool = True,
     need_listening: bool = True,
+    splits: Sequence[str] = SPLITS,
 ) -> tuple[ExperimentData, object | None]:
     """Load the corpus named by ``config.data`` and assemble :class:`ExperimentData`.
 
@@ -113,6 +117,7 @@ def prepare_data(
         vocabulary: reuse these tags and vectors (evaluation of a trained run); else built with ``text_encoder``.
         text_encoder: used to build the vocabulary when ``vocabulary`` is None.
         need_audio / need_listening: whether to prepare mels / ALS factors (a cultural model needs no mels).
+        splits: the splits to load (``unlabeled`` too for noisy-student training; its labels are not used).
 
     Returns:
         (data, item_factors) — item_factors is the fitted :class:`ItemFactors` (or None) so callers can save it.
@@ -129,7 +134,7 @@ def prepare_data(
 
     ids_by_split: dict[str, list[str]] = {}
     labels_by_split: dict[str, torch.Tensor] = {}
-    for name in SPLITS:
+    for name in splits:
         ids, labels = corpus.labels(name)
         ids_by_split[name] = list(ids)
         labels_by_split[name] = _reorder_columns(labels, list(tag_frame["tag"]), vocabulary.tags)
@@ -156,8 +161,8 @@ def prepare_data(
         excluded["listening"] = {"no_plays": int((~mask).sum())}
 
     kept = {i for i, k in zip(all_ids, keep, strict=False) if k}
-    splits: dict[str, SplitData] = {}
-    for name in SPLITS:
+    split_data: dict[str, SplitData] = {}
+    for name in splits:
         rows = [r for r, i in enumerate(ids_by_split[name]) if i in kept]
         ids = [ids_by_split[name][r] for r in rows]
         labels = labels_by_split[name][rows]
@@ -165,7 +170,7 @@ def prepare_data(
         if listening_of:
             listening = torch.from_numpy(np.stack([listening_of[i] for i in ids]).astype(np.float32))
         has = torch.tensor([has_of.get(i, False) for i in ids], dtype=torch.bool)
-        splits[name] = SplitData(ids, labels, listening, has)
+        split_data[name] = SplitData(ids, labels, listening, has)
         if len(rows) < len(ids_by_split[name]):
             log.warning(
                 "%s split: %d of %d tracks excluded (missing inputs)",
@@ -173,7 +178,7 @@ def prepare_data(
                 len(ids_by_split[name]) - len(rows),
                 len(ids_by_split[name]),
             )
-    data = ExperimentData(vocabulary, splits, mels, audio_input(config).input_frames, excluded)
+    data = ExperimentData(vocabulary, split_data, mels, audio_input(config).input_frames, excluded)
     return data, factors
 
 
@@ -195,10 +200,16 @@ def _reorder_columns(labels, tags: list[str], order: list[str]) -> torch.Tensor:
 
 
 def _prepare_mels(config: Config, corpus, ids: list[str], progress: bool):
+    return feature_store(corpus, ids, audio_input(config).mel, progress)
+
+
+def feature_store(corpus, ids: Sequence[str], front_end, progress: bool = True):
+    """A :class:`~retrieval.data.features.MelStore` of ``front_end`` features for ``ids`` of ``corpus``, built
+    (cached under ``corpus/cache/mel``) → (store, ids without usable audio)."""
     from retrieval.data.features import MelStore
 
-    store = MelStore(Path(corpus.root) / "cache" / "mel", audio_input(config).mel)
-    located = corpus.audio_locator().locate(ids)
+    store = MelStore(Path(corpus.root) / "cache" / "mel", front_end)
+    located = corpus.audio_locator().locate(list(ids))
     if located.missing:
         log.warning("%d tracks have no audio file (e.g. %s)", len(located.missing), located.missing[:3])
     errors = store.build(located.found, progress=progress)

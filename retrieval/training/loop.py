@@ -78,22 +78,26 @@ def training_step(
 
 def train(
     model,
-    data: ExperimentData,
-    sampler,
+    step: Callable[[], dict],
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
-    generator: torch.Generator,
     evaluate: Callable[[object], float],
     save: Callable[[str, TrainState, bool], None],
     state: TrainState | None = None,
     progress: bool = True,
+    unit: str = "triplets",
+    metric: str = "valid_map",
 ) -> TrainState:
-    """Run epochs ``state.epoch .. config.epochs - 1``.
+    """Run epochs ``state.epoch .. config.epochs - 1`` (any task: the step decides what is learned).
 
     Args:
-        evaluate: model → validation MAP (called after every ``eval_every`` epochs).
+        step: one batch's forward pass → ``{"loss": tensor, unit: count}`` (e.g. :func:`training_step`); it
+            draws its randomness from a generator the caller saves with the checkpoint.
+        evaluate: model → the validation figure to maximise (called after every ``eval_every`` epochs).
         save: (name, state, with_train_state) → writes ``name`` ("last" or "best") checkpoint.
         state: a resumed state, or None to start fresh.
+        unit: what ``step`` counts (history records ``<unit>_per_s``).
+        metric: the history key of the validation figure (``valid_map``, ``valid_pr_auc``, ...).
     """
     from tqdm.auto import tqdm
 
@@ -101,38 +105,36 @@ def train(
     for epoch in range(state.epoch, config.epochs):
         model.train()
         started = time.perf_counter()
-        total, triplets = 0.0, 0
+        total, count = 0.0, 0
         bar = tqdm(
             range(config.steps), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False
         )
         for _ in bar:
-            out = training_step(model, data, sampler, config, generator)
+            out = step()
             optimizer.zero_grad(set_to_none=True)
             out["loss"].backward()
             optimizer.step()
             total += out["loss"].item()
-            triplets += out["triplets"]
+            count += out[unit]
             bar.set_postfix(loss=f"{out['loss'].item():.4f}")
         seconds = time.perf_counter() - started
         record = {
             "epoch": epoch + 1,
             "loss": total / config.steps,
-            "triplets_per_s": triplets / seconds,
+            f"{unit}_per_s": count / seconds,
             "seconds": seconds,
         }
         improved = False
         if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
             model.eval()
-            record["valid_map"] = evaluate(model)
-            if record["valid_map"] > state.best_map:
-                state.best_map, state.best_epoch, improved = record["valid_map"], epoch + 1, True
+            record[metric] = evaluate(model)
+            if record[metric] > state.best_map:
+                state.best_map, state.best_epoch, improved = record[metric], epoch + 1, True
         state.history.append(record)
         state.epoch = epoch + 1
         if progress:
-            shown = f"valid MAP {record['valid_map']:.4f}" if "valid_map" in record else ""
-            tqdm.write(
-                f"epoch {epoch + 1}: loss {record['loss']:.4f} {shown} ({record['triplets_per_s']:.0f} triplets/s)"
-            )
+            shown = f"{metric} {record[metric]:.4f}" if metric in record else ""
+            tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f} {shown} ({record[f'{unit}_per_s']:.0f} {unit}/s)")
         if improved:
             save("best", state, False)
         save("last", state, True)
