@@ -5,7 +5,7 @@
     retrieval data summary DIR                                what a corpus holds
     retrieval data subset DIR --top-n 100 --out SPLITS        the paper's subset builder (artist split)
     retrieval data import-splits DIR PUBLISHED --out SPLITS   the authors' published splits → TSV
-    retrieval train --config configs/X.yaml --out RUN [--set key=value ...] [--resume]
+    retrieval train --config configs/X.yaml --out RUN [--set key=value ...] [--resume]   (retrieval or tagging)
     retrieval evaluate RUN [--split test] [--json]
     retrieval index AUDIO_DIR --model RUN --out INDEX        index your own music (cached, resumable)
     retrieval search "dreamy" [-k 10] [--index INDEX] [--json]
@@ -88,13 +88,12 @@ def _data_import_splits(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from retrieval.config import load_config
-    from retrieval.training.experiment import train_run
+    from retrieval.training.tasks import train_task
 
     config = load_config(args.config, args.set)
-    state = train_run(config, args.out, resume=args.resume, progress=not args.quiet)
-    print(
-        f"trained {state.epoch} epochs; best validation MAP {state.best_map:.4f} at epoch {state.best_epoch}"
-    )
+    state = train_task(config, args.out, resume=args.resume, progress=not args.quiet)
+    metric = "PR-AUC" if config.task == "tagging" else "MAP"
+    print(f"trained {state.epoch} epochs; best validation {metric} {state.best_map:.4f} at epoch {state.best_epoch}")
     print(f"run: {args.out}")
     return 0
 
@@ -104,15 +103,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _evaluate_moods(args)
     if args.run == "artist-factors":
         return _evaluate_artist_factors(args)
-    from retrieval.evaluation import format_table
-    from retrieval.training.experiment import evaluate_run
+    from retrieval.training.tasks import evaluate_task, format_summary
 
-    summary = evaluate_run(args.run, split=args.split, progress=not args.quiet)
+    summary = evaluate_task(args.run, split=args.split, progress=not args.quiet)
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "per_tag"}, indent=2))
     else:
-        print(format_table(summary))
-        print(f"wrote {Path(args.run) / 'metrics.json'} and {Path(args.run) / 'category_map.png'}")
+        print(format_summary(summary))
+        print(f"wrote {Path(args.run) / 'metrics.json'}")
     return 0
 
 

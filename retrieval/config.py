@@ -150,6 +150,23 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class TaggingConfig:
+    """Noisy-student training of a tagger (REFERENCE §4), read when ``task: tagging``.
+
+    ``teacher``: a trained tagging run (path; ``~`` and ``$RETRIEVAL_HOME`` expand). When set, it labels the
+    corpus's ``unlabeled`` split (whole-track probabilities on clean input) and the student trains on batches of
+    labelled tracks (true tags) and pseudo-labelled ones (the teacher's probabilities as soft BCE targets), an
+    ``unlabeled_share`` of each batch from the latter. The student is ``model.audio``: smaller than the teacher is
+    distillation, equal or larger is expansion. ``augment``: noise every training input with
+    :class:`retrieval.augment.Augment` (random crop is always on), decoded from cached waveforms.
+    """
+
+    teacher: str | None = None
+    unlabeled_share: float = 0.5
+    augment: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole experiment. ``task``: ``retrieval`` trains the joint model (tags ↔ tracks, triplet loss);
     ``tagging`` trains the audio backbone alone as a multi-label tagger (BCE, :mod:`retrieval.tagging`)."""
@@ -159,6 +176,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    tagging: TaggingConfig = field(default_factory=TaggingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain JSON/YAML-able dict (tuples become lists)."""

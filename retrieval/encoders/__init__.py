@@ -58,8 +58,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on f
         ShortChunkCNN,
         ShortChunkResNet,
     )
-    from retrieval.encoders.listening import ItemFactors, fit_item_factors
     from retrieval.encoders.backbones import AUDIO_BACKBONES, build_audio_encoder
+    from retrieval.encoders.listening import ItemFactors, fit_item_factors
     from retrieval.encoders.projection import MLPHead
     from retrieval.encoders.text import (
         TEXT_ENCODERS,

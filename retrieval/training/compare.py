@@ -55,25 +55,30 @@ def run_table(
 ) -> list[dict]:
     """Train (or reuse) and evaluate every row; returns the rows with their test summaries."""
     from retrieval.evaluation import plot_category_map
-    from retrieval.training.experiment import evaluate_run, run_is_complete, train_run
+    from retrieval.training.experiment import run_is_complete
+    from retrieval.training.tasks import evaluate_task, train_task
 
     out = Path(out)
     results = []
+    tasks = set()
     for row in read_table(table):
         config = load_config(row["config"], [*row["set"], *overrides])
+        tasks.add(config.task)
+        if len(tasks) > 1:
+            raise ConfigError(f"{table}: rows mix tasks {sorted(tasks)}; one table compares runs of one task")
         folder = out / slug(row["name"])
         if not run_is_complete(folder, config):
             if progress:
                 print(f"== training {row['name']} → {folder}")
-            train_run(
-                config, folder, resume=(folder / "checkpoints" / "last.ckpt").exists(), progress=progress
-            )
-        summary = evaluate_run(folder, "test", progress=progress)
+            train_task(config, folder, resume=(folder / "checkpoints" / "last.ckpt").exists(), progress=progress)
+        summary = evaluate_task(folder, "test", progress=progress)
         history = json.loads((folder / "history.json").read_text())
         summary["train_seconds"] = sum(h["seconds"] for h in history)
-        summary["triplets_per_s"] = sum(h["triplets_per_s"] for h in history) / len(history)
+        unit = "clips" if config.task == "tagging" else "triplets"
+        summary[f"{unit}_per_s"] = sum(h[f"{unit}_per_s"] for h in history) / len(history)
         results.append({**row, "config": str(row["config"]), "summary": summary})
-    write_text_atomic(out / "table.md", format_markdown(results))
+    formatter = format_tagging_markdown if tasks == {"tagging"} else format_markdown
+    write_text_atomic(out / "table.md", formatter(results))
     slim = [{**r, "summary": {k: v for k, v in r["summary"].items() if k != "per_tag"}} for r in results]
     write_text_atomic(out / "table.json", json.dumps(slim, indent=2))
     plot_category_map({r["name"]: r["summary"] for r in results}, out / "category_map.png")
@@ -90,6 +95,20 @@ def format_markdown(results: list[dict]) -> str:
         s = r["summary"]
         cells = [r["name"], _number(s["map"]), _number(s[f"p_at_{k}"]), _number(s["roc_auc"])]
         cells += [_number(s["per_category"].get(c, {}).get("map")) for c in categories]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def format_tagging_markdown(results: list[dict]) -> str:
+    """A markdown table of tagging runs: backbone, parameters, macro ROC-AUC / PR-AUC on the test split, audio
+    seconds tagged per second on this CPU (decode → features → model), training clips per second."""
+    head = ["run", "backbone", "parameters", "ROC-AUC", "PR-AUC", "audio s / s", "train clips / s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        s = r["summary"]
+        speed = s.get("audio_seconds_per_s")
+        cells = [r["name"], s["backbone"], f"{s['parameters']:,}", _number(s["roc_auc"]), _number(s["pr_auc"]),
+                 "–" if speed is None else f"{speed:.0f}", f"{s['clips_per_s']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
