@@ -38,3 +38,30 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path, tiny_c
     run = tmp_path_factory.mktemp("runs") / "gated"
     train_run(load_config(tiny_config_path, [f"data.root={tiny_corpus}"]), run, progress=False)
     return run
+
+
+#: A tiny self-attention tagger (CNNSA): small enough for seconds of training, and it has attention maps.
+TINY_CNNSA = [
+    "model.audio.backbone=cnnsa",
+    "model.audio.channels=[4, 4, 8]",
+    "model.audio.input_frames=64",
+    "model.audio.options={pools: [[2, 2], [2, 2], [2, 1]], width: 16, heads: 2, layers: 1}",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_tagging_config_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "configs" / "tagging" / "tiny.yaml"
+
+
+@pytest.fixture(scope="session")
+def tiny_tagging_run(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path,
+                     tiny_tagging_config_path: Path) -> Path:
+    """A tagging run (task: tagging) of a tiny CNNSA on the tiny corpus, trained once per session."""
+    from retrieval.config import load_config
+    from retrieval.tagging.training import train_tagging_run
+
+    run = tmp_path_factory.mktemp("tagging") / "cnnsa"
+    config = load_config(tiny_tagging_config_path, [f"data.root={tiny_corpus}", *TINY_CNNSA])
+    train_tagging_run(config, run, progress=False)
+    return run

@@ -6,6 +6,9 @@ A table file lists rows, each a config plus optional overrides (paths relative t
       - {name: audio, config: audio.yaml}
       - {name: "audio, random sampling", config: audio.yaml, set: [train.sampler=random, train.negatives=uniform]}
 
+``{out}`` in a ``set`` value is the table's output folder, so a row can point at an earlier row's run (e.g. a
+noisy student's ``tagging.teacher={out}/teacher``).
+
 ``retrieval compare configs/demo/table.yaml --out runs/table`` trains every row into ``OUT/<slug>`` (a finished run
 is reused, an interrupted one resumed), evaluates it on the test split, and writes ``OUT/table.md`` (MAP, P@10,
 ROC-AUC and per-category MAP), ``OUT/table.json`` and ``OUT/category_map.png``.
@@ -62,7 +65,7 @@ def run_table(
     results = []
     tasks = set()
     for row in read_table(table):
-        config = load_config(row["config"], [*row["set"], *overrides])
+        config = load_config(row["config"], [s.replace("{out}", str(out)) for s in (*row["set"], *overrides)])
         tasks.add(config.task)
         if len(tasks) > 1:
             raise ConfigError(f"{table}: rows mix tasks {sorted(tasks)}; one table compares runs of one task")
