@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retrieval.audio import equally_spaced_crops, mel_of_file
+from retrieval.audio import equally_spaced_crops, features_of_file
 from retrieval.model import JointModel, TrackInputs
 
 
@@ -50,10 +50,11 @@ def embed_batches(
 
 
 def file_crops(model: JointModel, paths: Sequence[str | Path], n_crops: int) -> torch.Tensor:
-    """Decode audio files (any format and rate, streamed) with the model's own mel settings →
-    (len(paths), n_crops, n_mels, frames). Raises :class:`~retrieval.errors.AudioError` on a bad file."""
+    """Decode audio files (any format and rate, streamed) into the audio tower's own input features →
+    (len(paths), n_crops, n_mels, frames) (a raw-waveform tower: n_mels = 1, frames = samples). Raises
+    :class:`~retrieval.errors.AudioError` on a bad file."""
     frames = model.audio.input_frames
-    crops = [equally_spaced_crops(mel_of_file(p, model.audio.mel), frames, n_crops) for p in paths]
+    crops = [equally_spaced_crops(features_of_file(p, model.audio.mel), frames, n_crops) for p in paths]
     return torch.from_numpy(np.stack(crops).astype(np.float32))
 
 
