@@ -32,8 +32,8 @@ def test_every_shipped_config_loads(path: Path) -> None:
 
 
 def test_defaults_are_the_papers_settings() -> None:
-    from retrieval.training.inputs import audio_input
     from retrieval.training.experiment import build_model, model_args
+    from retrieval.training.inputs import audio_input
 
     config = load_config(CONFIGS / "base.yaml")
     mel, _, frames = audio_input(config)
