@@ -60,9 +60,9 @@ def _parse_perturbation(spec: str) -> list[tuple[Perturbation, float]]:
     Raises:
         ConfigError: an unknown name (listing the valid ones) or a strength that is not a number.
     """
-    name, _, values = spec.partition("=")
+    name, equals, values = spec.partition("=")
     perturbation = get_perturbation(name.strip())
-    if not _:
+    if not equals:
         return [(perturbation, s) for s in perturbation.strengths]
     try:
         strengths = [float(v) for v in values.split(",")]
@@ -181,14 +181,13 @@ def _scores(probabilities: np.ndarray, labels: np.ndarray, loaded: TaggingRun) -
     return {"roc_auc": summary["roc_auc"], "pr_auc": summary["pr_auc"]}
 
 
-def _evaluate_run(run: str | Path, split: str, conditions: list[tuple[Perturbation, float]],
+def _evaluate_run(loaded: TaggingRun, split: str, conditions: list[tuple[Perturbation, float]],
                   max_tracks: int | None, seed: int, device: torch.device, progress: bool) -> dict:
     """One run's figures: clean and under every condition (see :func:`robustness_table`)."""
-    loaded = load_tagging_run(run)
     ids, paths, labels, missing = _split_tracks(loaded, split, max_tracks)
     probabilities, kept = _run_probabilities(loaded, ids, paths, [None, *conditions], seed, device, progress)
     if not kept:
-        raise ValueError(f"{run}: no track of the {split!r} split of {loaded.config.data.root} has readable "
+        raise ValueError(f"{loaded.folder}: no track of the {split!r} split of {loaded.config.data.root} has readable "
                          "audio; check the corpus's audio/ folder")
     labels = labels[kept]
     clean, *perturbed = (_scores(p, labels, loaded) for p in probabilities)
@@ -246,10 +245,9 @@ def robustness_table(runs: Sequence[str | Path], out: str | Path, perturbations:
     if max_tracks is not None and max_tracks < 1:
         raise ValueError(f"max_tracks must be >= 1 or None (every track), got {max_tracks}")
     conditions = _conditions(perturbations)  # before any run is loaded: a typo fails at once
-    for run in runs:  # fail on a bad path before minutes of tagging the first runs
-        load_tagging_run(run)
+    loaded = [load_tagging_run(run) for run in runs]  # a bad path fails before minutes of tagging other runs
     device = torch.device(device)
-    results = [_evaluate_run(run, split, conditions, max_tracks, seed, device, progress) for run in runs]
+    results = [_evaluate_run(run, split, conditions, max_tracks, seed, device, progress) for run in loaded]
     for result, name in zip(results, _column_names(results), strict=True):
         result["name"] = name
     table = {
