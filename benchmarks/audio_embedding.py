@@ -55,8 +55,8 @@ def main() -> None:
         started = time.perf_counter()
         embed_crops(model, crops, batch_size=args.batch)
         model_only = time.perf_counter() - started
-    print(f"config {args.config} ({config.model.audio.backbone}, channels {list(config.model.audio.channels)}); "
-          f"{args.files} files × {args.seconds:.0f} s; {n_crops} crops of {config.model.audio.input_frames} frames; "
+    print(f"config {args.config} ({config.model.audio.backbone}, channels {list(model.audio.channels)}); "
+          f"{args.files} files × {args.seconds:.0f} s; {n_crops} crops of {model.audio.input_frames} frames; "
           f"torch threads {torch.get_num_threads()}\n")
     print("| stage | wall s | audio seconds per second | files/s |")
     print("|---|---:|---:|---:|")
