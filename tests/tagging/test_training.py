@@ -130,3 +130,16 @@ def test_any_backbone_is_the_retrieval_audio_tower_with_one_line(tmp_path: Path,
     files = sorted(tiny_corpus.glob("audio/**/*.ogg"))[:2]
     vectors = embed_files(run.model, files, n_crops=2)
     assert vectors.shape == (2, run.model.output_dim) and torch.isfinite(vectors).all()
+
+
+def test_noisy_student_iterates_each_student_teaching_the_next(tmp_path: Path, tiny_corpus: Path,
+                                                               tiny_tagging_run: Path, tiny_tagging_config_path):
+    from retrieval.tagging.training import noisy_student
+
+    config = _config(tiny_tagging_config_path, tiny_corpus, "train.epochs=1", "tagging.augment=true")
+    runs = noisy_student(config, tiny_tagging_run, tmp_path / "ns", iterations=2, progress=False)
+    assert runs == [tmp_path / "ns" / "student_1", tmp_path / "ns" / "student_2"]
+    teachers = [load_tagging_run(r).config.tagging.teacher for r in runs]
+    assert teachers == [str(tiny_tagging_run), str(runs[0])]
+    again = noisy_student(config, tiny_tagging_run, tmp_path / "ns", iterations=2, progress=False)
+    assert again == runs  # finished students are reused, not retrained
