@@ -10,7 +10,8 @@ A table file lists rows, each a config plus optional overrides (paths relative t
 noisy student's ``tagging.teacher={out}/teacher``).
 
 ``retrieval compare configs/demo/table.yaml --out runs/table`` trains every row into ``OUT/<slug>`` (a finished run
-is reused, an interrupted one resumed), evaluates it on the test split, and writes ``OUT/table.md`` (MAP, P@10,
+is reused, an interrupted one resumed), evaluates it on the test split (a test evaluation newer than the run's best
+checkpoint is reused), and writes ``OUT/table.md`` (MAP, P@10,
 ROC-AUC and per-category MAP), ``OUT/table.json`` and ``OUT/category_map.png``.
 """
 
@@ -74,7 +75,7 @@ def run_table(
             if progress:
                 print(f"== training {row['name']} → {folder}")
             train_task(config, folder, resume=(folder / "checkpoints" / "last.ckpt").exists(), progress=progress)
-        summary = evaluate_task(folder, "test", progress=progress)
+        summary = _reusable_metrics(folder) or evaluate_task(folder, "test", progress=progress)
         history = json.loads((folder / "history.json").read_text())
         summary["train_seconds"] = sum(h["seconds"] for h in history)
         unit = "clips" if config.task == "tagging" else "triplets"
@@ -86,6 +87,15 @@ def run_table(
     write_text_atomic(out / "table.json", json.dumps(slim, indent=2))
     plot_category_map({r["name"]: r["summary"] for r in results}, out / "category_map.png")
     return results
+
+
+def _reusable_metrics(folder: Path) -> dict | None:
+    """The run's test-split ``metrics.json`` when it was written after its best checkpoint (else None)."""
+    metrics, best = folder / "metrics.json", folder / "checkpoints" / "best.ckpt"
+    if not metrics.exists() or not best.exists() or metrics.stat().st_mtime < best.stat().st_mtime:
+        return None
+    summary = json.loads(metrics.read_text())
+    return summary if summary.get("split") == "test" else None
 
 
 def format_markdown(results: list[dict]) -> str:

@@ -71,24 +71,31 @@ class _EncoderLayer(nn.Module):
     pre-norm:  x ← x + Drop(MHA(LN(x)));  x ← x + Drop(MLP(LN(x)))        (ViT, Music Tagging Transformer)
     post-norm: x ← LN(x + Drop(MHA(x)));  x ← LN(x + Drop(MLP(x)))        (BERT, CNNSA)
     MLP = Linear(D, 4D) → GELU → Dropout → Linear(4D, D).
+
+    ``need_weights=False`` returns no weights (``None``), drops no attention weights (dropout still applies to the
+    attention output and in the MLP) and so lets PyTorch use its fused attention kernel, which never materialises
+    the (B, heads, L, L) weights: SpecTNT's spectral layers run over B·T' sequences, where materialised weights and
+    their dropout masks made a training step ~4× slower on a CPU.
     """
 
-    def __init__(self, width: int, heads: int, dropout: float, pre_norm: bool):
+    def __init__(self, width: int, heads: int, dropout: float, pre_norm: bool, need_weights: bool = True):
         super().__init__()
         self.pre_norm = pre_norm
-        self.attention = nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
+        self.need_weights = need_weights
+        self.attention = nn.MultiheadAttention(width, heads, dropout=dropout if need_weights else 0.0,
+                                               batch_first=True)
         self.mlp = nn.Sequential(nn.Linear(width, MLP_RATIO * width), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(MLP_RATIO * width, width))
         self.norm1 = nn.LayerNorm(width)
         self.norm2 = nn.LayerNorm(width)
         self.dropout = nn.Dropout(dropout)
 
-    def _attend(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out, weights = self.attention(x, x, x, need_weights=True, average_attn_weights=False)
+    def _attend(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out, weights = self.attention(x, x, x, need_weights=self.need_weights, average_attn_weights=False)
         return self.dropout(out), weights
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L, D) → ((B, L, D), attention (B, heads, L, L), rows sum to 1)."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, L, D) → ((B, L, D), attention (B, heads, L, L) with rows summing to 1, or None)."""
         if self.pre_norm:
             out, weights = self._attend(self.norm1(x))
             x = x + out
@@ -247,7 +254,7 @@ class _SpecTNTBlock(nn.Module):
     def __init__(self, spectral_dim: int, spectral_heads: int, temporal_dim: int, temporal_heads: int,
                  dropout: float):
         super().__init__()
-        self.spectral = _EncoderLayer(spectral_dim, spectral_heads, dropout, pre_norm=True)
+        self.spectral = _EncoderLayer(spectral_dim, spectral_heads, dropout, pre_norm=True, need_weights=False)
         self.fct_to_temporal = nn.Linear(spectral_dim, temporal_dim)
         self.temporal = _EncoderLayer(temporal_dim, temporal_heads, dropout, pre_norm=True)
 
@@ -280,7 +287,10 @@ class SpecTNT(_ConvTransformerBackbone):
     """
 
     name = "spectnt"
-    DEMO: ClassVar[dict[str, Any]] = {"channels": (32,), "blocks": 2, "spectral_dim": 32, "spectral_heads": 4,
+    #: The demo pools (4, 4) (32 frequency tokens, ~11 frames per second): per-frame spectral attention over 64
+    #: tokens made SpecTNT ~3× slower than every other backbone on a CPU.
+    DEMO: ClassVar[dict[str, Any]] = {"channels": (32,), "pools": ((4, 4),), "blocks": 2, "spectral_dim": 32,
+                                     "spectral_heads": 4,
                                      "temporal_dim": 32, "temporal_heads": 4}
 
     def __init__(self, mel: MelConfig | Mapping[str, Any] | None = None, output_dim: int = 256,
