@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from retrieval.audio import equally_spaced_crops, features_of_file
+from retrieval.audio import whole_track_crops
 from retrieval.config import load_config
 from retrieval.encoders.backbones import AUDIO_BACKBONES
 from retrieval.tagging.model import build_tagging_model
@@ -67,13 +67,13 @@ def main() -> None:
             started = time.perf_counter()
             predict_files(model, paths, 16)
             whole = time.perf_counter() - started
-            crops = torch.stack([torch.from_numpy(equally_spaced_crops(features_of_file(p, model.mel),
-                                                                       model.input_frames, 16)) for p in paths])
+            crops = torch.stack([torch.from_numpy(whole_track_crops(p, model.mel, model.input_frames, 16))
+                                 for p in paths])
             started = time.perf_counter()
             model.predict_crops(crops.float())
             model_only = time.perf_counter() - started
             audio = args.files * args.seconds
-            crop_s = model.mel.samples_for_frames(model.input_frames) / model.mel.sample_rate
+            crop_s = model.backbone.input_samples / model.mel.sample_rate
             params = sum(p.numel() for p in model.parameters())
             print(f"| {name} | {params:,} | {crop_s:.1f} | {audio / whole:.0f} | {audio / model_only:.0f} |",
                   flush=True)

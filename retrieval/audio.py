@@ -779,3 +779,9 @@ def features_of_file(path: str | Path, config: FrontEndConfig) -> np.ndarray:
     if isinstance(config, WaveConfig):
         return load_audio(path, config.sample_rate)[None]
     return mel_of_file(path, config)
+
+
+def whole_track_crops(path: str | Path, config: FrontEndConfig, frames: int, n_crops: int) -> np.ndarray:
+    """A file's evaluation input: ``n_crops`` equally spaced crops of ``frames`` frames of its whole-track
+    features (:func:`features_of_file`) → ``(n_crops, n_mels, frames)`` float32. Raises :class:`AudioError`."""
+    return equally_spaced_crops(features_of_file(path, config), frames, n_crops)

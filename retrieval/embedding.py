@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retrieval.audio import equally_spaced_crops, features_of_file
+from retrieval.audio import whole_track_crops
 from retrieval.model import JointModel, TrackInputs
 
 
@@ -53,8 +53,7 @@ def file_crops(model: JointModel, paths: Sequence[str | Path], n_crops: int) -> 
     """Decode audio files (any format and rate, streamed) into the audio tower's own input features →
     (len(paths), n_crops, n_mels, frames) (a raw-waveform tower: n_mels = 1, frames = samples). Raises
     :class:`~retrieval.errors.AudioError` on a bad file."""
-    frames = model.audio.input_frames
-    crops = [equally_spaced_crops(features_of_file(p, model.audio.mel), frames, n_crops) for p in paths]
+    crops = [whole_track_crops(p, model.audio.mel, model.audio.input_frames, n_crops) for p in paths]
     return torch.from_numpy(np.stack(crops).astype(np.float32))
 
 

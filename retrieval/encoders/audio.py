@@ -118,9 +118,7 @@ class MelBackbone(nn.Module):
     def __init__(self, mel: FrontEndConfig | Mapping[str, Any] | None = None, output_dim: int = 256,
                  channels: Sequence[int] = PAPER_CHANNELS, input_frames: int | None = None):
         super().__init__()
-        paper = self.paper_settings()
-        mel = self.as_front_end(mel, paper.mel)
-        input_frames = paper.input_frames if input_frames is None else input_frames
+        mel, input_frames = self.resolve_input(mel, input_frames)
         channels = tuple(int(c) for c in channels)
         if not channels or min(channels) < 1 or output_dim < 1 or input_frames < 1:
             raise ConfigError(f"{type(self).__name__}: channels must be a non-empty list of positive "
@@ -146,6 +144,13 @@ class MelBackbone(nn.Module):
     def paper_settings(cls) -> InputSettings:
         """The published input: Won et al. 2021 (22,050 Hz, n_fft 1024, hop 512, 128 mels, 173 frames ≈ 4 s)."""
         return input_settings(MelConfig(), frames=PAPER_INPUT_FRAMES)
+
+    @classmethod
+    def resolve_input(cls, mel: FrontEndConfig | Mapping[str, Any] | None,
+                      input_frames: int | None) -> tuple[FrontEndConfig, int]:
+        """(front end, crop frames) of a model built with these arguments: ``None`` takes the paper's value."""
+        paper = cls.paper_settings()
+        return cls.as_front_end(mel, paper.mel), paper.input_frames if input_frames is None else input_frames
 
     @classmethod
     def as_front_end(cls, mel: FrontEndConfig | Mapping[str, Any] | None, default: FrontEndConfig) -> FrontEndConfig:

@@ -110,17 +110,13 @@ def _split_tracks(loaded: TaggingRun, split: str, max_tracks: int | None) -> tup
                                                                                   np.ndarray, int]:
     """The split's tracks with an audio file (the first ``max_tracks``, in split order) → (ids, paths,
     labels (n, n_tags) bool in the run's tag order, number of tracks without audio)."""
-    from retrieval.config import expand_path
-    from retrieval.data.corpus import load_corpus
-    from retrieval.training.inputs import prepare_data
+    from retrieval.training.inputs import config_corpus, prepare_data
 
     config = loaded.config
     # Labels in the vocabulary's column order, through the same loader as `retrieval evaluate`.
     data, _ = prepare_data(config, vocabulary=loaded.vocabulary, progress=False, need_audio=False,
                            need_listening=False, splits=(split,))
-    corpus = load_corpus(expand_path(config.data.root),
-                         splits_dir=expand_path(config.data.splits) if config.data.splits else None,
-                         min_score=config.data.min_score)
+    corpus = config_corpus(config)
     ids = data.splits[split].ids
     found = corpus.audio_locator().locate(ids).found
     rows = [r for r, i in enumerate(ids) if i in found][:max_tracks]

@@ -33,7 +33,14 @@ from retrieval.fileio import write_text_atomic
 from retrieval.tagging.model import TaggingModel, build_tagging_model
 from retrieval.training.checkpoint import load_checkpoint
 from retrieval.training.experiment import RunFolder
-from retrieval.training.inputs import SPLITS, ExperimentData, Vocabulary, feature_store, prepare_data
+from retrieval.training.inputs import (
+    SPLITS,
+    ExperimentData,
+    Vocabulary,
+    config_corpus,
+    feature_store,
+    prepare_data,
+)
 from retrieval.training.loop import TrainState, checkpoint_dir, train
 
 log = logging.getLogger(__name__)
@@ -101,11 +108,10 @@ def predict_files(model: TaggingModel, paths, n_crops: int) -> torch.Tensor:
     Raises:
         AudioError: a file cannot be decoded (named).
     """
-    from retrieval.audio import equally_spaced_crops, features_of_file
+    from retrieval.audio import whole_track_crops
 
     model.eval()
-    crops = [torch.from_numpy(equally_spaced_crops(features_of_file(p, model.mel), model.input_frames, n_crops))
-             for p in paths]
+    crops = [torch.from_numpy(whole_track_crops(p, model.mel, model.input_frames, n_crops)) for p in paths]
     if not crops:
         return torch.zeros(0, model.n_tags)
     return model.predict_crops(torch.stack(crops).float())
@@ -166,18 +172,14 @@ class _NoisyBatches:
     def __init__(self, config: Config, data: ExperimentData, model: TaggingModel, progress: bool):
         from retrieval.audio import WaveConfig
         from retrieval.augment import Augment
-        from retrieval.data.corpus import load_corpus
 
         rate = model.mel.sample_rate
-        corpus = load_corpus(expand_path(config.data.root),
-                             splits_dir=expand_path(config.data.splits) if config.data.splits else None,
-                             min_score=config.data.min_score)
         ids = [*data.splits["train"].ids, *data.splits[UNLABELED].ids]
-        self.waves, missing = feature_store(corpus, ids, WaveConfig(rate), progress)
+        self.waves, missing = feature_store(config_corpus(config), ids, WaveConfig(rate), progress)
         if missing:
             raise ValueError(f"{len(missing)} tracks lost their audio between feature caches (e.g. "
                              f"{sorted(missing)[:3]}); rebuild the corpus")
-        self.samples = model.mel.samples_for_frames(model.input_frames)
+        self.samples = model.backbone.input_samples
         self.augment = Augment(rate) if config.tagging.augment else None
         self.data = data
         self.pseudo = _pseudo_labels(expand_path(config.tagging.teacher), config, data.splits[UNLABELED].ids,
@@ -241,11 +243,8 @@ def train_tagging_run(config: Config, out: str | Path, resume: bool = False, pro
 def _audio_seconds_per_second(model: TaggingModel, config: Config, ids: list[str], n_crops: int) -> dict:
     """Time :func:`predict_files` (decode → features → model, whole tracks) on up to SPEED_FILES tracks."""
     from retrieval.audio import audio_info
-    from retrieval.data.corpus import load_corpus
 
-    corpus = load_corpus(expand_path(config.data.root),
-                         splits_dir=expand_path(config.data.splits) if config.data.splits else None)
-    found = corpus.audio_locator().locate(ids[:SPEED_FILES]).found
+    found = config_corpus(config).audio_locator().locate(ids[:SPEED_FILES]).found
     paths = list(found.values())
     if not paths:
         return {}
@@ -271,7 +270,7 @@ def evaluate_tagging_run(run: str | Path, split: str = "test", progress: bool = 
         "run": str(loaded.folder),
         "backbone": config.model.audio.backbone,
         "parameters": sum(p.numel() for p in loaded.model.parameters()),
-        "input_seconds": loaded.model.mel.samples_for_frames(loaded.model.input_frames) / loaded.model.mel.sample_rate,
+        "input_seconds": loaded.model.backbone.input_samples / loaded.model.mel.sample_rate,
         "n_crops": config.eval.n_crops,
         **_audio_seconds_per_second(loaded.model, config, list(data.splits[split].ids), config.eval.n_crops),
     })

@@ -92,6 +92,14 @@ class ExperimentData:
         return TrackInputs(mel=mel, listening=listening, has_listening=data.has_listening[rows])
 
 
+def config_corpus(config: Config):
+    """The corpus a config names (``data.root``, ``data.splits``, ``data.min_score``), loaded."""
+    from retrieval.data.corpus import load_corpus
+
+    splits_dir = expand_path(config.data.splits) if config.data.splits else None
+    return load_corpus(expand_path(config.data.root), splits_dir=splits_dir, min_score=config.data.min_score)
+
+
 def build_vocabulary(tags: Sequence[str], categories: Sequence[str], text_encoder) -> Vocabulary:
     """Word vectors for every tag from ``text_encoder.encode`` → (n_tags, text_dim); ``text_encoder=None``
     (a tagging run, which has no word tower) gives (n_tags, 0)."""
@@ -122,12 +130,7 @@ def prepare_data(
     Returns:
         (data, item_factors) — item_factors is the fitted :class:`ItemFactors` (or None) so callers can save it.
     """
-    from retrieval.data.corpus import load_corpus
-
-    splits_dir = expand_path(config.data.splits) if config.data.splits else None
-    corpus = load_corpus(
-        expand_path(config.data.root), splits_dir=splits_dir, min_score=config.data.min_score
-    )
+    corpus = config_corpus(config)
     tag_frame = corpus.tags
     if vocabulary is None:
         vocabulary = build_vocabulary(list(tag_frame["tag"]), list(tag_frame["category"]), text_encoder)

@@ -92,9 +92,6 @@ def backbone_arguments(settings: Any, mel: FrontEndConfig | None, output_dim: in
 
 def backbone_input(settings: Any, mel: FrontEndConfig | None) -> InputSettings:
     """The front end and crop length a config's audio tower reads, without building it (for feature caches)."""
-    cls = _backbone(settings.backbone)
     args = backbone_arguments(settings, mel, output_dim=1)
-    paper = cls.paper_settings()
-    front = cls.as_front_end(args.get("mel"), paper.mel)
-    frames = args.get("input_frames") or paper.input_frames
+    front, frames = _backbone(settings.backbone).resolve_input(args.get("mel"), args.get("input_frames"))
     return InputSettings(front, front.samples_for_frames(frames), frames)
