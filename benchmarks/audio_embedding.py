@@ -21,7 +21,7 @@ import torch
 
 from retrieval.config import load_config
 from retrieval.embedding import embed_crops, embed_files, file_crops
-from retrieval.training.experiment import build_model, model_args
+from retrieval.runs import build_model, model_args
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from retrieval.api import Retriever
-from retrieval.training.experiment import load_run, load_text_encoder
+from retrieval.runs import load_run
 
 QUERIES = ["dreamy", "sad piano", "music for falling asleep", "irish folk", "energetic fiddle tune", "calm",
            "renaissance choir", "happy dance"]
@@ -30,7 +30,7 @@ def main() -> None:
     print("|---|---|---:|---:|")
     for folder in args.runs:
         run = load_run(folder)
-        retriever = Retriever(run, load_text_encoder(run.config, run.folder), index=None)
+        retriever = Retriever(run, run.text_encoder(), index=None)
         retriever.embed_text(["warm up"] if run.config.model.text.kind == "sentence" else ["dreamy"])
         times = []
         for _ in range(args.repeats):

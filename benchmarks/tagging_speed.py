@@ -2,7 +2,7 @@
 
 For each backbone of the registry, builds the tagger of `configs/tagging/<name>.yaml` (the demo sizes; random
 weights: speed does not depend on them), writes `--files` synthetic OGG files of `--seconds` each (44.1 kHz stereo,
-so decoding and resampling are included) and times `retrieval.tagging.training.predict_files` (decode → resample →
+so decoding and resampling are included) and times `retrieval.tagging.predict.predict_files` (decode → resample →
 the backbone's own features → 16 equally spaced crops → model → mean of sigmoids), then the model alone on ready
 crops. Prints a markdown table with parameter counts.
 
@@ -23,8 +23,9 @@ import torch
 from retrieval.audio import whole_track_crops
 from retrieval.config import load_config
 from retrieval.encoders.backbones import AUDIO_BACKBONES
+from retrieval.runs import tagging_args
 from retrieval.tagging.model import build_tagging_model
-from retrieval.tagging.training import predict_files, tagging_args
+from retrieval.tagging.predict import predict_files
 
 N_TAGS = 92  # the demo corpus's vocabulary
 

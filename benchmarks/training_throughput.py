@@ -15,8 +15,9 @@ import time
 import torch
 
 from retrieval.config import load_config
-from retrieval.training.experiment import build_model, model_args
-from retrieval.training.inputs import ExperimentData, SplitData, Vocabulary
+from retrieval.data.assembly import ExperimentData, SplitData
+from retrieval.data.vocabulary import Vocabulary
+from retrieval.runs import build_model, model_args
 from retrieval.training.loop import training_step
 from retrieval.training.mining import SAMPLERS
 

@@ -63,7 +63,7 @@ class Retriever:
     :mod:`retrieval.model`); :meth:`tag` compares a track with every tag by the model's own similarity s.
     """
 
-    run: object  # retrieval.training.experiment.Run
+    run: object  # retrieval.runs.Run
     text_encoder: object
     index: object | None
     item_factors: object | None = None
@@ -211,7 +211,7 @@ def load(path: str | os.PathLike | None = None) -> Retriever:
         DataError: nothing there, with the command that creates it.
     """
     from retrieval import paths
-    from retrieval.training.experiment import load_run, load_text_encoder
+    from retrieval.runs import load_run
 
     path = Path(path) if path is not None else paths.demo_index_path()
     if not path.exists():
@@ -239,7 +239,7 @@ def load(path: str | os.PathLike | None = None) -> Retriever:
         from retrieval.encoders.listening import ItemFactors
 
         item_factors = ItemFactors.load(run_dir / "item_factors.npz")
-    return Retriever(run, load_text_encoder(run.config, run_dir), index, item_factors)
+    return Retriever(run, run.text_encoder(), index, item_factors)
 
 
 _DEFAULT: dict[str, Retriever] = {}

@@ -164,7 +164,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _noisy_student(args: argparse.Namespace) -> int:
     from retrieval.config import load_config
-    from retrieval.tagging.training import noisy_student
+    from retrieval.training.tagging import noisy_student
 
     config = load_config(args.config, args.set)
     runs = noisy_student(config, args.teacher, args.out, iterations=args.iterations, progress=not args.quiet)
@@ -200,7 +200,8 @@ def _demo(args: argparse.Namespace) -> int:
     from retrieval.data.demo import build_demo_corpus
     from retrieval.evaluation import format_table
     from retrieval.indexing import index_corpus
-    from retrieval.training.experiment import config_changes, evaluate_run, load_run, run_is_complete, train_run
+    from retrieval.runs import config_changes, load_run, run_is_complete
+    from retrieval.training.experiment import evaluate_run, train_run
 
     if args.home:
         os.environ["RETRIEVAL_HOME"] = str(args.home)

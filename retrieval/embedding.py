@@ -92,3 +92,11 @@ def embed_files(model: JointModel, paths: Sequence[str | Path], n_crops: int = 8
         for start in range(0, len(paths), batch_size)
     ]
     return torch.cat(vectors) if vectors else torch.zeros(0, model.output_dim)
+
+
+def embed_split(model: JointModel, data, split: str, n_crops: int, batch_size: int) -> torch.Tensor:
+    """Index-space vectors of every track of ``split`` of ``data`` (a
+    :class:`~retrieval.data.assembly.ExperimentData`, crops from its feature cache) → (n, model.output_dim);
+    bit-identical whatever the batch."""
+    n = len(data.splits[split].ids)
+    return embed_batches(model, n, lambda rows: data.track_inputs(split, rows, n_crops), batch_size)

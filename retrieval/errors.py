@@ -39,3 +39,7 @@ class AudioError(DataError):
 
 class ConfigError(RetrievalError, ValueError):
     """A configuration value or key is invalid; the message names the key and the allowed values."""
+
+
+class MissingFileError(DataError, FileNotFoundError):
+    """A file the library needs is not there (a checkpoint, a run, an index); the message says how to make it."""

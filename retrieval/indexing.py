@@ -104,7 +104,7 @@ def index_folder(
     from retrieval import paths
     from retrieval.embedding import embed_crops, file_crops
     from retrieval.index.base import make_catalogue
-    from retrieval.training.experiment import load_run
+    from retrieval.runs import load_run
 
     run = load_run(run_dir)
     folder, out = Path(folder), Path(out)
@@ -171,7 +171,7 @@ def index_corpus(
     from retrieval.embedding import embed_batches
     from retrieval.index.base import make_catalogue
     from retrieval.model import TrackInputs
-    from retrieval.training.experiment import load_run
+    from retrieval.runs import load_run
 
     run = load_run(run_dir)
     config = run.config

@@ -59,7 +59,7 @@ def tiny_tagging_run(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path
                      tiny_tagging_config_path: Path) -> Path:
     """A tagging run (task: tagging) of a tiny CNNSA on the tiny corpus, trained once per session."""
     from retrieval.config import load_config
-    from retrieval.tagging.training import train_tagging_run
+    from retrieval.training.tagging import train_tagging_run
 
     run = tmp_path_factory.mktemp("tagging") / "cnnsa"
     config = load_config(tiny_tagging_config_path, [f"data.root={tiny_corpus}", *TINY_CNNSA])

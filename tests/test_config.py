@@ -33,8 +33,8 @@ def test_every_shipped_config_loads(path: Path) -> None:
 
 
 def test_defaults_are_the_papers_settings() -> None:
-    from retrieval.training.experiment import build_model, model_args
-    from retrieval.training.inputs import audio_input
+    from retrieval.data.assembly import audio_input
+    from retrieval.runs import build_model, model_args
 
     config = load_config(CONFIGS / "base.yaml")
     mel, _, frames = audio_input(config)
@@ -51,14 +51,14 @@ def test_overrides_and_extends(tmp_path: Path) -> None:
     config = load_config(child, ["model.modality=audio", "model.audio.channels=[4, 4]", "train.weight_decay=1e-5"])
     assert config.train.lr == 3e-4 and config.train.weight_decay == 1e-5
     assert config.model.modality == "audio" and config.model.audio.channels == (4, 4)
-    from retrieval.training.inputs import audio_input
+    from retrieval.data.assembly import audio_input
 
     assert audio_input(config).mel.n_mels == 64  # demo.yaml's size: demo
     assert config_from_dict(config.to_dict()) == config
 
 
 def test_switching_the_audio_tower_is_one_line(tmp_path: Path) -> None:
-    from retrieval.training.experiment import build_model, model_args
+    from retrieval.runs import build_model, model_args
 
     config = load_config(CONFIGS / "demo.yaml", ["model.audio.backbone=musicnn"])
     model = build_model(model_args(config, text_dim=8, listening_dim=16))

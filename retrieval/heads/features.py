@@ -2,7 +2,7 @@
 
 Three kinds, all read through the run's own config (same corpus, same tracks, same mel settings):
 
-- ``shared``: the run's index-space track vectors (:func:`retrieval.training.experiment.embed_tracks`), i.e. the
+- ``shared``: the run's index-space track vectors (:func:`retrieval.embedding.embed_split`), i.e. the
   shared space, ``(n, model.output_dim)`` — 256-d, or 512-d for the gated hybrid ([x_a, x_c] / √2).
 - ``audio``: the audio tower's backbone output *before* projection / normalisation, averaged over ``n_crops``
   equally spaced crops (``eval.n_crops``), ``(n, backbone.output_dim)``. Needs a run with an audio tower.
@@ -78,7 +78,7 @@ def load_frozen_feature_kinds(run_dir: str | Path, kinds: Sequence[str] = KINDS,
     """Frozen features of several kinds and splits; the run and its corpus inputs are loaded once.
 
     Args:
-        run_dir: a trained run folder (see :mod:`retrieval.training.experiment`).
+        run_dir: a trained run folder (see :mod:`retrieval.runs.folder`).
         kinds: some of :data:`KINDS`.
         splits: which splits to return.
         progress: show progress bars while the corpus inputs are prepared.
@@ -91,8 +91,9 @@ def load_frozen_feature_kinds(run_dir: str | Path, kinds: Sequence[str] = KINDS,
         data).
     """
     from retrieval.config import expand_path
-    from retrieval.training.experiment import embed_tracks, load_run
-    from retrieval.training.inputs import prepare_data
+    from retrieval.data.assembly import prepare_data
+    from retrieval.embedding import embed_split
+    from retrieval.runs import load_run
 
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown:
@@ -114,7 +115,7 @@ def load_frozen_feature_kinds(run_dir: str | Path, kinds: Sequence[str] = KINDS,
         part = data.splits[split]
         for kind in kinds:
             if kind == "shared":
-                x = embed_tracks(model, data, split, n_crops, batch_size).numpy()
+                x = embed_split(model, data, split, n_crops, batch_size).numpy()
             elif kind == "audio":
                 x = _audio_features(model, data, split, n_crops, batch_size)
             elif part.listening is None:

@@ -519,7 +519,7 @@ def train_head_command(run_dir: str | Path, task: str, out: str | Path, features
     (x_tr, (y_tr, tags)), (x_va, (y_va, _)), (x_te, (y_te, _)) = (
         (splits[s].X, splits[s].category(task)) for s in ("train", "valid", "test"))
     tagger = train_tagger(x_tr, y_tr, x_va, y_va, kind=head, tags=tags, settings=settings, **network_args)
-    from retrieval.training.experiment import load_run
+    from retrieval.runs import load_run
 
     # The model fingerprint lets a Retriever refuse a head trained on another model's features.
     tagger.info.update({"run": str(run_dir), "task": task, "features": features,

@@ -2,10 +2,11 @@
 robustness, attention heat maps.
 
     model        TaggingModel: any backbone of retrieval.encoders.backbones → Dropout → Linear (one logit per tag).
-    training     `task: tagging` runs: BCE on random crops, whole-track evaluation (N crops averaged; macro
-                 ROC-AUC / PR-AUC), noisy-student training with a teacher and augmentation.
+    predict      whole-track tagging (N crops averaged) of a split or of files; macro ROC-AUC / PR-AUC.
     robustness   SMC 2020 robustness: tag the test split under time stretch, pitch shift, compression and noise.
     explain      per-tag attention over time of the attention backbones, as heat maps under the mel spectrogram.
 
-The same backbones serve as the retrieval model's audio tower (``model.audio.backbone`` in a retrieval config).
+Training a tagger (BCE on random crops, noisy student) is :mod:`retrieval.training.tagging`; a trained
+tagger loads with ``retrieval.runs.load_run(RUN, task="tagging")``. The same backbones serve as the retrieval
+model's audio tower (``model.audio.backbone`` in a retrieval config).
 """

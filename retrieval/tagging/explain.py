@@ -359,9 +359,9 @@ def explain(file: str | Path, run: str | Path, out: str | Path, tags: Sequence[s
         wrote heatmaps/song__rock.png: rock p=0.83
     """
     from retrieval.audio import features_of_file
-    from retrieval.tagging.training import load_tagging_run
+    from retrieval.runs import load_run
 
-    loaded = load_tagging_run(run)
+    loaded = load_run(run, task="tagging")
     model = loaded.model.to(device)
     _temporal_attentions(model)  # fail on a non-attention run before decoding any audio
     file = Path(file)

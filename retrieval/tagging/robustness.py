@@ -6,9 +6,9 @@ for each perturbation at each strength (:data:`retrieval.augment.PERTURBATIONS`)
     file ──load_audio(sr)──▶ wave (T,) ──perturbation.apply──▶ wave' ──model front end──▶ features (n_mels, frames)
          ──equally_spaced_crops──▶ (eval.n_crops, n_mels, input_frames) ──predict_crops──▶ (n_tags,) probabilities
 
-and the split's probabilities are scored with :func:`~retrieval.tagging.training.tagging_summary` (macro ROC-AUC
+and the split's probabilities are scored with :func:`~retrieval.tagging.predict.tagging_summary` (macro ROC-AUC
 and PR-AUC), the protocol of ``retrieval evaluate``. The clean row therefore equals
-:func:`~retrieval.tagging.training.evaluate_tagging_run` on the same tracks, up to the rounding of its feature
+:func:`~retrieval.training.tagging.evaluate_tagging_run` on the same tracks, up to the rounding of its feature
 cache (float16 log-mels, here float32 computed on the fly: differences of ~1e-3 in the figures).
 
 Perturbations are named ``"name"`` (the registry's strengths) or ``"name=s1,s2"`` (chosen strengths), e.g.
@@ -40,7 +40,8 @@ import torch
 from retrieval.augment import PERTURBATIONS, Perturbation, get_perturbation
 from retrieval.errors import AudioError, ConfigError
 from retrieval.fileio import write_text_atomic
-from retrieval.tagging.training import TaggingRun, load_tagging_run, tagging_summary
+from retrieval.runs import Run, load_run
+from retrieval.tagging.predict import tagging_summary
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def _generator(seed: int, track_id: str, perturbation: Perturbation, strength: f
 
 # ---- one run ------------------------------------------------------------------------------------------------
 @torch.no_grad()
-def _crops(loaded: TaggingRun, wave: torch.Tensor) -> torch.Tensor:
+def _crops(loaded: Run, wave: torch.Tensor) -> torch.Tensor:
     """A whole waveform (T,) → ``eval.n_crops`` equally spaced crops of its features (n_crops, n_mels, frames)."""
     from retrieval.audio import equally_spaced_crops
 
@@ -106,11 +107,11 @@ def _crops(loaded: TaggingRun, wave: torch.Tensor) -> torch.Tensor:
     return equally_spaced_crops(features, model.input_frames, loaded.config.eval.n_crops)
 
 
-def _split_tracks(loaded: TaggingRun, split: str, max_tracks: int | None) -> tuple[list[str], dict[str, Path],
+def _split_tracks(loaded: Run, split: str, max_tracks: int | None) -> tuple[list[str], dict[str, Path],
                                                                                   np.ndarray, int]:
     """The split's tracks with an audio file (the first ``max_tracks``, in split order) → (ids, paths,
     labels (n, n_tags) bool in the run's tag order, number of tracks without audio)."""
-    from retrieval.training.inputs import config_corpus, prepare_data
+    from retrieval.data.assembly import config_corpus, prepare_data
 
     config = loaded.config
     # Labels in the vocabulary's column order, through the same loader as `retrieval evaluate`.
@@ -128,7 +129,7 @@ def _split_tracks(loaded: TaggingRun, split: str, max_tracks: int | None) -> tup
     return [ids[r] for r in rows], found, labels, missing
 
 
-def _run_probabilities(loaded: TaggingRun, ids: list[str], paths: dict[str, Path],
+def _run_probabilities(loaded: Run, ids: list[str], paths: dict[str, Path],
                        conditions: list[Condition], seed: int, device: torch.device,
                        progress: bool) -> tuple[list[np.ndarray], list[int]]:
     """Whole-track probabilities of ``ids`` under every condition → ([(n_kept, n_tags) per condition], kept rows).
@@ -171,13 +172,13 @@ def _run_probabilities(loaded: TaggingRun, ids: list[str], paths: dict[str, Path
     return [torch.cat(p).numpy() if p else empty.numpy() for p in probabilities], kept
 
 
-def _scores(probabilities: np.ndarray, labels: np.ndarray, loaded: TaggingRun) -> dict:
+def _scores(probabilities: np.ndarray, labels: np.ndarray, loaded: Run) -> dict:
     """Macro ``{"roc_auc", "pr_auc"}`` of ``tagging_summary`` (None where no tag has a positive and a negative)."""
     summary = tagging_summary(probabilities, labels, loaded.vocabulary)
     return {"roc_auc": summary["roc_auc"], "pr_auc": summary["pr_auc"]}
 
 
-def _evaluate_run(loaded: TaggingRun, split: str, conditions: list[tuple[Perturbation, float]],
+def _evaluate_run(loaded: Run, split: str, conditions: list[tuple[Perturbation, float]],
                   max_tracks: int | None, seed: int, device: torch.device, progress: bool) -> dict:
     """One run's figures: clean and under every condition (see :func:`robustness_table`)."""
     ids, paths, labels, missing = _split_tracks(loaded, split, max_tracks)
@@ -241,7 +242,7 @@ def robustness_table(runs: Sequence[str | Path], out: str | Path, perturbations:
     if max_tracks is not None and max_tracks < 1:
         raise ValueError(f"max_tracks must be >= 1 or None (every track), got {max_tracks}")
     conditions = _conditions(perturbations)  # before any run is loaded: a typo fails at once
-    loaded = [load_tagging_run(run) for run in runs]  # a bad path fails before minutes of tagging other runs
+    loaded = [load_run(run, task="tagging") for run in runs]  # a bad path fails before minutes of tagging other runs
     device = torch.device(device)
     results = [_evaluate_run(run, split, conditions, max_tracks, seed, device, progress) for run in loaded]
     for result, name in zip(results, _column_names(results), strict=True):

@@ -59,7 +59,7 @@ def run_table(
 ) -> list[dict]:
     """Train (or reuse) and evaluate every row; returns the rows with their test summaries."""
     from retrieval.evaluation import plot_category_map
-    from retrieval.training.experiment import run_is_complete
+    from retrieval.runs import run_is_complete
     from retrieval.training.tasks import evaluate_task, train_task
 
     out = Path(out)

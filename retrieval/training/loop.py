@@ -1,8 +1,8 @@
 """The training loop: sample (tag, positive) rows → embed → mine in-batch negatives → triplet loss → step.
 
 It receives built objects (model, sampler, loss, optimizer, data) and builds none of them
-(:mod:`retrieval.training.experiment` does). One "epoch" is ``train.steps`` batches, after which the model is
-evaluated on the validation split (the paper's protocol, MAP) and checkpointed:
+(:mod:`retrieval.training.experiment` and the tasks do). One "epoch" is ``train.steps`` batches, after which the
+model is evaluated on the validation split (the paper's protocol, MAP) and checkpointed:
 
 - ``last.ckpt``: weights + optimizer + every random state (for ``--resume``);
 - ``best.ckpt``: the weights with the best validation MAP so far (what evaluation and search use).
@@ -10,32 +10,20 @@ evaluated on the validation split (the paper's protocol, MAP) and checkpointed:
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from retrieval.config import TrainConfig
-from retrieval.training.inputs import ExperimentData
+from retrieval.data.assembly import ExperimentData
+from retrieval.runs.folder import TrainState
 from retrieval.training.losses import triplet_loss_from_similarity
 from retrieval.training.mining import mine_negatives
 
 # Weight of the gated model's cold-start regression (predict x_c from audio) relative to one triplet term.
 COLD_START_WEIGHT = 1.0
-
-
-@dataclass
-class TrainState:
-    """Progress of a run; saved in ``last.ckpt``."""
-
-    epoch: int = 0
-    best_map: float = -math.inf
-    best_epoch: int = -1
-    history: list[dict] = field(default_factory=list)
 
 
 def training_step(
@@ -139,7 +127,3 @@ def train(
             save("best", state, False)
         save("last", state, True)
     return state
-
-
-def checkpoint_dir(run: str | Path) -> Path:
-    return Path(run) / "checkpoints"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from retrieval.config import Config, load_config
-from retrieval.training.loop import TrainState
+from retrieval.runs import TrainState
 
 
 def run_task(run: str | Path) -> str:
@@ -23,7 +23,7 @@ def run_task(run: str | Path) -> str:
 def train_task(config: Config, out: str | Path, resume: bool = False, progress: bool = True) -> TrainState:
     """Train ``config`` into ``out`` with the trainer of its task."""
     if config.task == "tagging":
-        from retrieval.tagging.training import train_tagging_run
+        from retrieval.training.tagging import train_tagging_run
 
         return train_tagging_run(config, out, resume=resume, progress=progress)
     from retrieval.training.experiment import train_run
@@ -34,7 +34,7 @@ def train_task(config: Config, out: str | Path, resume: bool = False, progress: 
 def evaluate_task(run: str | Path, split: str = "test", progress: bool = True) -> dict:
     """Evaluate a run folder with its task's protocol; writes ``RUN/metrics.json``."""
     if run_task(run) == "tagging":
-        from retrieval.tagging.training import evaluate_tagging_run
+        from retrieval.training.tagging import evaluate_tagging_run
 
         return evaluate_tagging_run(run, split, progress=progress)
     from retrieval.training.experiment import evaluate_run

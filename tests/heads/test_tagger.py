@@ -144,7 +144,7 @@ def test_model_selection_keeps_the_best_validation_epoch() -> None:
 def test_frozen_features_and_train_head_on_a_run(tiny_run: Path, tmp_path: Path) -> None:
     from retrieval.heads.features import frozen_features, load_frozen_feature_kinds
     from retrieval.heads.tagger import train_head_command
-    from retrieval.training.experiment import load_run
+    from retrieval.runs import load_run
 
     run = load_run(tiny_run)
     dims = {"shared": run.model.output_dim, "audio": run.model.audio.output_dim,

@@ -138,9 +138,9 @@ def audio_file(tiny_corpus: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(tiny_tagging_run: Path):
-    from retrieval.tagging.training import load_tagging_run
+    from retrieval.runs import load_run
 
-    return load_tagging_run(tiny_tagging_run)
+    return load_run(tiny_tagging_run, task="tagging")
 
 
 def test_a_trained_taggers_rows_differ_between_tags(trained, audio_file: Path) -> None:
@@ -188,10 +188,10 @@ def test_explain_named_tags_and_unknown_tags(tiny_tagging_run: Path, trained, au
 
 def test_explain_refuses_a_run_without_attention(tiny_tagging_run: Path, trained, audio_file: Path,
                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import retrieval.tagging.training as training
+    import retrieval.runs as runs
 
     cnn = TaggingModel(ShortChunkCNN(output_dim=8, channels=(4, 4)), len(trained.vocabulary.tags)).eval()
-    monkeypatch.setattr(training, "load_tagging_run", lambda run: replace(trained, model=cnn))
+    monkeypatch.setattr(runs, "load_run", lambda run, task=None: replace(trained, model=cnn))
     with pytest.raises(ValueError, match="short_chunk_cnn.*has no attention over time"):
         explain(audio_file, tiny_tagging_run, tmp_path / "none")
     assert not (tmp_path / "none").exists()

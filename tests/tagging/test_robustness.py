@@ -57,7 +57,7 @@ def test_files_written_and_markdown_has_every_row(table: tuple[dict, Path]) -> N
 
 
 def test_clean_row_equals_evaluate(table: tuple[dict, Path], run_copy: Path) -> None:
-    from retrieval.tagging.training import evaluate_tagging_run
+    from retrieval.training.tagging import evaluate_tagging_run
 
     result, _ = table
     (run,) = result["runs"]
@@ -109,11 +109,12 @@ def test_clean_probabilities_match_the_feature_cache(run_copy: Path) -> None:
     import numpy as np
     import torch
 
+    from retrieval.data.assembly import prepare_data
+    from retrieval.runs import load_run
+    from retrieval.tagging.predict import split_probabilities
     from retrieval.tagging.robustness import _run_probabilities, _split_tracks
-    from retrieval.tagging.training import load_tagging_run, split_probabilities
-    from retrieval.training.inputs import prepare_data
 
-    loaded = load_tagging_run(run_copy)
+    loaded = load_run(run_copy, task="tagging")
     ids, paths, _, _ = _split_tracks(loaded, "test", None)
     (clean,), kept = _run_probabilities(loaded, ids, paths, [None], 0, torch.device("cpu"), False)
     data, _ = prepare_data(loaded.config, vocabulary=loaded.vocabulary, progress=False, need_listening=False,

@@ -12,16 +12,11 @@ import torch
 
 from retrieval.cli import main
 from retrieval.config import load_config
-from retrieval.tagging.training import (
-    _pseudo_labels,
-    evaluate_tagging_run,
-    load_tagging_run,
-    predict_files,
-    split_probabilities,
-    train_tagging_run,
-)
-from retrieval.training.checkpoint import load_checkpoint
-from retrieval.training.inputs import prepare_data
+from retrieval.data.assembly import prepare_data
+from retrieval.runs import load_run
+from retrieval.runs.checkpoint import load_checkpoint
+from retrieval.tagging.predict import predict_files, split_probabilities
+from retrieval.training.tagging import _pseudo_labels, evaluate_tagging_run, train_tagging_run
 
 
 def _config(path: Path, corpus: Path, *extra: str):
@@ -29,7 +24,7 @@ def _config(path: Path, corpus: Path, *extra: str):
 
 
 def test_a_tagging_run_trains_evaluates_and_reloads(tiny_tagging_run: Path):
-    run = load_tagging_run(tiny_tagging_run)
+    run = load_run(tiny_tagging_run, task="tagging")
     assert run.config.task == "tagging" and type(run.model.backbone).__name__ == "CNNSA"
     assert run.model.n_tags == len(run.vocabulary.tags)
     summary = evaluate_tagging_run(tiny_tagging_run)
@@ -43,7 +38,7 @@ def test_a_tagging_run_trains_evaluates_and_reloads(tiny_tagging_run: Path):
 
 
 def test_whole_track_prediction_averages_the_crops_probabilities(tiny_tagging_run: Path):
-    run = load_tagging_run(tiny_tagging_run)
+    run = load_run(tiny_tagging_run, task="tagging")
     data, _ = prepare_data(run.config, vocabulary=run.vocabulary, progress=False, need_listening=False)
     n_crops = 3
     probabilities = split_probabilities(run.model, data, "test", n_crops=n_crops, batch_size=2)
@@ -55,7 +50,7 @@ def test_whole_track_prediction_averages_the_crops_probabilities(tiny_tagging_ru
 
 
 def test_files_are_tagged_like_the_cached_features(tiny_tagging_run: Path, tiny_corpus: Path):
-    run = load_tagging_run(tiny_tagging_run)
+    run = load_run(tiny_tagging_run, task="tagging")
     data, _ = prepare_data(run.config, vocabulary=run.vocabulary, progress=False, need_listening=False)
     from retrieval.data.corpus import load_corpus
 
@@ -84,7 +79,7 @@ def test_noisy_student_learns_from_the_teachers_labels(tmp_path: Path, tiny_corp
     state = train_tagging_run(student, tmp_path / "student", progress=False)
     assert state.epoch == student.train.epochs
     # the pseudo-labels are the teacher's whole-track probabilities on the unlabeled split (clean input)
-    teacher = load_tagging_run(tiny_tagging_run)
+    teacher = load_run(tiny_tagging_run, task="tagging")
     data, _ = prepare_data(teacher.config, vocabulary=teacher.vocabulary, progress=False, need_listening=False,
                            splits=("unlabeled",))
     ids = data.splits["unlabeled"].ids
@@ -118,7 +113,7 @@ def test_cli_trains_and_evaluates_a_tagger(tmp_path: Path, tiny_corpus: Path, ti
 def test_any_backbone_is_the_retrieval_audio_tower_with_one_line(tmp_path: Path, tiny_corpus: Path,
                                                                   tiny_config_path, backbone, extra):
     from retrieval.embedding import embed_files
-    from retrieval.training.experiment import evaluate_run, load_run, train_run
+    from retrieval.training.experiment import evaluate_run, train_run
 
     config = load_config(tiny_config_path, [f"data.root={tiny_corpus}", f"model.audio.backbone={backbone}",
                                             "train.epochs=1", *extra])
@@ -134,12 +129,12 @@ def test_any_backbone_is_the_retrieval_audio_tower_with_one_line(tmp_path: Path,
 
 def test_noisy_student_iterates_each_student_teaching_the_next(tmp_path: Path, tiny_corpus: Path,
                                                                tiny_tagging_run: Path, tiny_tagging_config_path):
-    from retrieval.tagging.training import noisy_student
+    from retrieval.training.tagging import noisy_student
 
     config = _config(tiny_tagging_config_path, tiny_corpus, "train.epochs=1", "tagging.augment=true")
     runs = noisy_student(config, tiny_tagging_run, tmp_path / "ns", iterations=2, progress=False)
     assert runs == [tmp_path / "ns" / "student_1", tmp_path / "ns" / "student_2"]
-    teachers = [load_tagging_run(r).config.tagging.teacher for r in runs]
+    teachers = [load_run(r, task="tagging").config.tagging.teacher for r in runs]
     assert teachers == [str(tiny_tagging_run), str(runs[0])]
     again = noisy_student(config, tiny_tagging_run, tmp_path / "ns", iterations=2, progress=False)
     assert again == runs  # finished students are reused, not retrained

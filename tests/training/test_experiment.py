@@ -10,9 +10,11 @@ import torch
 
 from retrieval.cli import main
 from retrieval.config import load_config
-from retrieval.training.checkpoint import load_checkpoint
-from retrieval.training.experiment import embed_tracks, evaluate_run, load_run, train_run
-from retrieval.training.inputs import prepare_data
+from retrieval.data.assembly import prepare_data
+from retrieval.embedding import embed_split
+from retrieval.runs import load_run
+from retrieval.runs.checkpoint import load_checkpoint
+from retrieval.training.experiment import evaluate_run, train_run
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +33,9 @@ def test_save_load_round_trip_gives_identical_embeddings(trained: Path) -> None:
     payload = load_checkpoint(trained / "checkpoints" / "last.ckpt")
     assert payload["versions"]["torch"] == torch.__version__
     data, _ = prepare_data(loaded.config, vocabulary=loaded.vocabulary, progress=False)
-    first = embed_tracks(loaded.model, data, "test", n_crops=2, batch_size=4)
+    first = embed_split(loaded.model, data, "test", n_crops=2, batch_size=4)
     again = load_run(trained, "last")
-    second = embed_tracks(again.model, data, "test", n_crops=2, batch_size=4)
+    second = embed_split(again.model, data, "test", n_crops=2, batch_size=4)
     assert first.shape == (len(data.splits["test"].ids), loaded.model.output_dim)
     assert torch.equal(first, second)
     norms = first.norm(dim=1)
@@ -43,10 +45,10 @@ def test_save_load_round_trip_gives_identical_embeddings(trained: Path) -> None:
 def test_track_embedding_does_not_depend_on_batch_size(trained: Path) -> None:
     loaded = load_run(trained)
     data, _ = prepare_data(loaded.config, vocabulary=loaded.vocabulary, progress=False)
-    by_one = embed_tracks(loaded.model, data, "train", n_crops=2, batch_size=1)
-    by_five = embed_tracks(loaded.model, data, "train", n_crops=2, batch_size=5)
+    by_one = embed_split(loaded.model, data, "train", n_crops=2, batch_size=1)
+    by_five = embed_split(loaded.model, data, "train", n_crops=2, batch_size=5)
     # Every forward pass has a fixed batch shape, so each track's vector is bit-identical.
-    assert torch.equal(by_one, embed_tracks(loaded.model, data, "train", n_crops=2, batch_size=1))
+    assert torch.equal(by_one, embed_split(loaded.model, data, "train", n_crops=2, batch_size=1))
     assert torch.allclose(by_one, by_five, atol=1e-6)
 
 

@@ -22,31 +22,12 @@ import numpy as np
 import torch
 
 from retrieval.config import Config, expand_path
+from retrieval.data.vocabulary import Vocabulary, build_vocabulary
 from retrieval.model import TrackInputs
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
-
-
-@dataclass
-class Vocabulary:
-    """The tags that act as anchors, with categories and word vectors (n_tags, text_dim)."""
-
-    tags: list[str]
-    categories: list[str]
-    vectors: torch.Tensor
-
-    def to_dict(self) -> dict:
-        return {"tags": list(self.tags), "categories": list(self.categories), "vectors": self.vectors}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Vocabulary:
-        return cls(list(data["tags"]), list(data["categories"]), data["vectors"])
-
-    @property
-    def category_of(self) -> dict[str, str]:
-        return dict(zip(self.tags, self.categories, strict=False))
 
 
 @dataclass
@@ -98,15 +79,6 @@ def config_corpus(config: Config):
 
     splits_dir = expand_path(config.data.splits) if config.data.splits else None
     return load_corpus(expand_path(config.data.root), splits_dir=splits_dir, min_score=config.data.min_score)
-
-
-def build_vocabulary(tags: Sequence[str], categories: Sequence[str], text_encoder) -> Vocabulary:
-    """Word vectors for every tag from ``text_encoder.encode`` → (n_tags, text_dim); ``text_encoder=None``
-    (a tagging run, which has no word tower) gives (n_tags, 0)."""
-    if text_encoder is None:
-        return Vocabulary(list(tags), list(categories), torch.zeros(len(tags), 0))
-    vectors = torch.from_numpy(np.asarray(text_encoder.encode(list(tags)), dtype=np.float32))
-    return Vocabulary(list(tags), list(categories), vectors)
 
 
 def prepare_data(

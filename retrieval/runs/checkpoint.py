@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from retrieval.errors import DataError
+from retrieval.errors import DataError, MissingFileError
 from retrieval.fileio import atomic_path
 
 FORMAT_VERSION = 1
@@ -63,11 +63,11 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     """Load a checkpoint safely (``weights_only=True``).
 
     Raises:
-        DataError: the file is missing, not a checkpoint, or of an unknown format version.
+        MissingFileError: the file is missing. DataError: not a checkpoint, or of an unknown format version.
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(
+        raise MissingFileError(
             path, "checkpoint not found; train one with `retrieval train --config CONFIG --out RUN`"
         )
     try:

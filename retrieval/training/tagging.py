@@ -1,8 +1,9 @@
 """Train and evaluate a tagger (``task: tagging``), supervised or as a noisy student.
 
-A tagging run folder holds what a retrieval run does (``config.yaml``, ``checkpoints/{last,best}.ckpt``,
-``history.json``, ``metrics.json`` after evaluation); its checkpoint's ``model_args`` rebuild a
-:class:`~retrieval.tagging.model.TaggingModel`.
+A tagging run folder holds what a retrieval run does (:mod:`retrieval.runs.folder`: ``config.yaml``,
+``checkpoints/{last,best}.ckpt``, ``history.json``, ``metrics.json`` after evaluation); its checkpoint's
+``model_args`` rebuild a :class:`~retrieval.tagging.model.TaggingModel` (``retrieval.runs.load_run(RUN,
+task="tagging")``). Prediction and the metrics are :mod:`retrieval.tagging.predict`.
 
 Training (SMC 2020 / ISMIR 2021 protocol, REFERENCE §3–4): each step draws ``train.batch_size`` random tracks of
 the train split, one random crop each, and minimises binary cross-entropy on the tag logits (Adam). After every
@@ -20,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,131 +28,27 @@ import torch
 import torch.nn.functional as F
 
 from retrieval.config import Config, config_from_dict, expand_path
-from retrieval.encoders.backbones import backbone_arguments
+from retrieval.data.assembly import SPLITS, ExperimentData, config_corpus, feature_store, prepare_data
+from retrieval.data.vocabulary import Vocabulary
 from retrieval.fileio import write_text_atomic
-from retrieval.tagging.model import TaggingModel, build_tagging_model
-from retrieval.training.checkpoint import load_checkpoint
-from retrieval.training.experiment import RunFolder
-from retrieval.training.inputs import (
-    SPLITS,
-    ExperimentData,
-    Vocabulary,
-    config_corpus,
-    feature_store,
-    prepare_data,
-)
-from retrieval.training.loop import TrainState, checkpoint_dir, train
+from retrieval.runs import RunFolder, TrainState, build_model, checkpoint_dir, load_run, run_is_complete, tagging_args
+from retrieval.tagging.model import TaggingModel
+from retrieval.tagging.predict import predict_files, split_probabilities, tagging_summary
+from retrieval.training.loop import train
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "TaggingRun",
-    "evaluate_tagging_run",
-    "load_tagging_run",
-    "noisy_student",
-    "predict_files",
-    "split_probabilities",
-    "tagging_args",
-    "tagging_summary",
-    "train_tagging_run",
-]
+__all__ = ["evaluate_tagging_run", "noisy_student", "train_tagging_run"]
 
 #: Tracks timed end to end (decode → features → model) for the audio-seconds-per-second figure.
 SPEED_FILES = 8
 UNLABELED = "unlabeled"
 
 
-def tagging_args(config: Config, n_tags: int) -> dict:
-    """Constructor arguments of the tagger: the backbone (``model.audio``, ``model.mel``; output
-    ``model.embed_dim``), ``n_tags`` and the head's dropout ``model.dropout``."""
-    m = config.model
-    return {
-        "audio": {"name": m.audio.backbone, "args": backbone_arguments(m.audio, m.mel, m.embed_dim)},
-        "n_tags": n_tags,
-        "dropout": m.dropout,
-    }
-
-
-# ---- whole-track prediction and metrics ---------------------------------------------------------------------
-@torch.no_grad()
-def split_probabilities(model: TaggingModel, data: ExperimentData, split: str, n_crops: int,
-                        batch_size: int) -> np.ndarray:
-    """(n_tracks, n_tags) whole-track probabilities of every track of ``split`` (from the feature cache)."""
-    model.eval()
-    n = len(data.splits[split].ids)
-    out = [model.predict_crops(data.track_inputs(split, range(s, min(s + batch_size, n)), n_crops).mel)
-           for s in range(0, n, batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, model.n_tags), dtype=np.float32)
-
-
-def tagging_summary(probabilities: np.ndarray, labels: np.ndarray, vocabulary: Vocabulary) -> dict:
-    """Macro ROC-AUC and PR-AUC (mean over tags with a positive and a negative), per category and per tag.
-
-    PR-AUC is average precision, computed exactly as the retrieval protocol's per-tag AP, so ``pr_auc`` is also
-    this tagger's MAP when it ranks the split's tracks for each tag (``map`` carries the same number, for tables
-    and plots shared with retrieval runs).
-    """
-    from retrieval.evaluation import retrieval_metrics, summarize
-
-    k = min(10, len(labels))
-    summary = summarize(retrieval_metrics(probabilities, labels, k=k), vocabulary.tags, vocabulary.category_of)
-    summary["pr_auc"] = summary["map"]
-    for figures in summary["per_category"].values():
-        figures["pr_auc"] = figures["map"]
-    return summary
-
-
-def predict_files(model: TaggingModel, paths, n_crops: int) -> torch.Tensor:
-    """Audio files (any format and rate) → (len(paths), n_tags) whole-track probabilities.
-
-    Raises:
-        AudioError: a file cannot be decoded (named).
-    """
-    from retrieval.audio import whole_track_crops
-
-    model.eval()
-    crops = [torch.from_numpy(whole_track_crops(p, model.mel, model.input_frames, n_crops)) for p in paths]
-    if not crops:
-        return torch.zeros(0, model.n_tags)
-    return model.predict_crops(torch.stack(crops).float())
-
-
-# ---- runs ---------------------------------------------------------------------------------------------------
-@dataclass
-class TaggingRun:
-    """A trained tagging run loaded for evaluation or prediction."""
-
-    folder: Path
-    config: Config
-    model: TaggingModel
-    vocabulary: Vocabulary
-    checkpoint: dict
-
-
-def load_tagging_run(run: str | Path, which: str = "best") -> TaggingRun:
-    """Load a trained tagging run (``which``: "best" or "last").
-
-    Raises:
-        FileNotFoundError: no checkpoint. ValueError: the run is a retrieval run.
-    """
-    run = Path(run)
-    path = checkpoint_dir(run) / f"{which}.ckpt"
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no checkpoint; train it with `retrieval train --config ... --out {run}`")
-    payload = load_checkpoint(path)
-    config = config_from_dict(payload["config"])
-    if config.task != "tagging":
-        raise ValueError(f"{run} is a {config.task} run, not a tagging run (task: tagging)")
-    model = build_tagging_model(payload["model_args"])
-    model.load_state_dict(payload["model"])
-    model.eval()
-    return TaggingRun(run, config, model, Vocabulary.from_dict(payload["vocabulary"]), payload)
-
-
 def _pseudo_labels(teacher_path: Path, student: Config, ids: list[str], vocabulary: Vocabulary,
                    progress: bool) -> torch.Tensor:
     """The teacher's whole-track probabilities for ``ids`` (clean input, its own front end) → (n, n_tags)."""
-    teacher = load_tagging_run(teacher_path)
+    teacher = load_run(teacher_path, task="tagging")
     if teacher.vocabulary.tags != vocabulary.tags:
         raise ValueError(f"teacher {teacher_path} was trained on other tags than this corpus's; train the teacher "
                          "on the same corpus and splits")
@@ -214,7 +110,7 @@ def train_tagging_run(config: Config, out: str | Path, resume: bool = False, pro
         raise ValueError(f"{config.data.root}: the corpus has no '{UNLABELED}' split for the noisy student")
     args = tagging_args(config, len(data.vocabulary.tags))
     torch.manual_seed(config.train.seed)
-    model = build_tagging_model(args)
+    model = build_model(args, "tagging")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     generator = torch.Generator().manual_seed(config.train.seed)
     state = folder.restore(model, optimizer, generator) if resume else None
@@ -259,7 +155,7 @@ def _audio_seconds_per_second(model: TaggingModel, config: Config, ids: list[str
 
 def evaluate_tagging_run(run: str | Path, split: str = "test", progress: bool = True) -> dict:
     """Tag ``split`` whole-track; macro ROC-AUC / PR-AUC, per category, parameters and speed → RUN/metrics.json."""
-    loaded = load_tagging_run(run)
+    loaded = load_run(run, task="tagging")
     config = loaded.config
     data, _ = prepare_data(config, vocabulary=loaded.vocabulary, progress=progress, need_listening=False)
     probabilities = split_probabilities(loaded.model, data, split, config.eval.n_crops, config.eval.batch_size)
@@ -282,8 +178,6 @@ def noisy_student(config: Config, teacher: str | Path, out: str | Path, iteratio
                   progress: bool = True) -> list[Path]:
     """Iterate noisy-student training: ``teacher`` labels for student 1 (``OUT/student_1``), which labels for
     student 2, and so on. Finished students are reused, interrupted ones resumed. Returns the student runs."""
-    from retrieval.training.experiment import run_is_complete
-
     out = Path(out)
     runs = []
     for i in range(1, iterations + 1):
