@@ -25,14 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from retrieval.data.msd500 import (
-    DEFAULT_MIN_SCORE,
-    first_bad,
-    label_matrix,
-    raise_first,
-    read_tag_table,
-    read_tsv,
-)
+from retrieval.data.msd500 import DEFAULT_MIN_SCORE, label_matrix, read_tag_table
+from retrieval.data.tsv import first_bad, raise_first, read_tsv
 from retrieval.errors import ConfigError, DataError
 from retrieval.fileio import atomic_path
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from retrieval.data.msd500 import first_bad, iter_tsv, raise_first
+from retrieval.data.tsv import first_bad, iter_tsv, raise_first
 from retrieval.errors import DataError
 from retrieval.fileio import atomic_path
 
