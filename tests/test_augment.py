@@ -12,8 +12,6 @@ from retrieval.augment import (
     PERTURBATIONS,
     Augment,
     AugmentConfig,
-    _biquad_coefficients,
-    _decoupled_peak,
     compressor_settings,
     dynamic_range_compression,
     get_perturbation,
@@ -22,6 +20,8 @@ from retrieval.augment import (
     time_stretch,
     white_noise,
 )
+from retrieval.augment.signal import _decoupled_peak
+from retrieval.augment.noisy_student import _biquad_coefficients
 from retrieval.errors import ConfigError
 
 SR = 16000
