@@ -20,8 +20,8 @@ from retrieval.augment import (
     time_stretch,
     white_noise,
 )
-from retrieval.augment.signal import _decoupled_peak
 from retrieval.augment.noisy_student import _biquad_coefficients
+from retrieval.augment.signal import _decoupled_peak
 from retrieval.errors import ConfigError
 
 SR = 16000

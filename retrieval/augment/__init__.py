@@ -28,6 +28,7 @@ Example::
             wave_p = perturbation.apply(wave, 16000, strength, torch.Generator().manual_seed(0))
             print(perturbation.label(strength))                        # e.g. "time stretch ×0.8"
 """
+from retrieval.augment.noisy_student import Augment, AugmentConfig
 from retrieval.augment.perturbations import PERTURBATIONS, Perturbation, get_perturbation
 from retrieval.augment.signal import (
     compressor_settings,
@@ -37,7 +38,6 @@ from retrieval.augment.signal import (
     time_stretch,
     white_noise,
 )
-from retrieval.augment.noisy_student import Augment, AugmentConfig
 
 __all__ = [
     "PERTURBATIONS",
