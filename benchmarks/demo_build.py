@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from retrieval.data.demo import build_demo_corpus
-from retrieval.data.demo.build import DEFAULT_N_TRACKS, DEFAULT_SECONDS
+from retrieval.data.demo.layout import DEFAULT_N_TRACKS, DEFAULT_SECONDS
 
 
 def main(argv: list[str] | None = None) -> int:

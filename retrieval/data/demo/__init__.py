@@ -11,7 +11,10 @@ Modules (in data-flow order):
     listeners   the SIMULATED Taste Profile.
     text        catalogue descriptions for the domain word2vec.
     ids         MSD-style song and track ids from the seed.
-    build       orchestration: cache, plan, parallel rendering with resume, tables, splits, manifest.
+    layout      file names, sizes and tag thresholds of a build.
+    jobs        the track plan and parallel rendering with resume.
+    tables      tags and scores, listeners, text, the unlabeled hold-out, the artist split → MSD500 tables.
+    build       orchestration: cache, plan → render → tables, manifest.
 """
 
 from retrieval.data.demo.build import GENERATOR_VERSION, DemoSummary, build_demo_corpus

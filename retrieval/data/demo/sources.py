@@ -13,6 +13,10 @@ This module knows *what* each source is; it does not render anything.
   score is parsed.
 * :func:`parse_piece` parses one piece with ``music21`` (the slow step, done once per piece).
 
+Length: about 250 of this module's ~650 lines are the declarative :data:`COLLECTIONS` table (data, read top to
+bottom, one entry per collection); the code that reads each collection's headers sits beside the facts it
+completes.
+
 Artists (:func:`assign_artists`): a composer or a collection is far too large a unit for an
 artist-level split (every tag of a collection would land in one split, and a 70/15/15 split needs
 many artists per tag), so the pieces chosen from a collection are bound, in their (seeded, random)
