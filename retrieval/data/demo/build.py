@@ -66,15 +66,13 @@ from retrieval.data.demo.layout import (
     audio_path,
     stable_hash,
 )
-from retrieval.data.demo.sources import (
-    assign_artists,
-    full_catalogue,
-)
+from retrieval.data.demo.sources import assign_artists, full_catalogue
 from retrieval.data.demo.tables import remove_stale_audio, track_table, write_tables
 from retrieval.errors import ConfigError, DataError
 from retrieval.fileio import write_text_atomic
 
 logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class DemoSummary:

@@ -30,11 +30,7 @@ from retrieval.data.demo.layout import (
     stable_hash,
 )
 from retrieval.data.demo.render import SAMPLE_RATE, RenderSettings, draw_settings, soundfont_path
-from retrieval.data.demo.sources import (
-    COLLECTION_BY_KEY,
-    COLLECTIONS,
-    Piece,
-)
+from retrieval.data.demo.sources import COLLECTION_BY_KEY, COLLECTIONS, Piece
 
 logger = logging.getLogger(__name__)
 
