@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 # Build the demo corpus, train the demo model, evaluate it (each step reuses finished work).
 demo: $(STAMP)
-	$(VENV)/bin/retrieval demo --home $(RETRIEVAL_HOME) --config configs/demo.yaml
+	$(VENV)/bin/retrieval demo --home $(RETRIEVAL_HOME) --config demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests $(wildcard notebooks/*.ipynb) --nbmake

@@ -23,7 +23,9 @@ Modules:
     api            Retriever, load(), search(): what users call.
     index          vector indexes: exact (reference) and annoy, saved with the model fingerprint.
     heads          downstream: taggers, mood classification (AllMusic protocol), artist-group-factor transfer.
-    cli            the ``retrieval`` command.
+    demo           the ``make demo`` pipeline as one call: run_demo(home, config).
+    configs/       the shipped YAML configs (package data; ``--config demo``, ``tagging/fcn``, ...).
+    cli/           the ``retrieval`` command: thin command functions over the above.
 
 ``import retrieval`` is cheap: heavy modules are imported where they are used.
 

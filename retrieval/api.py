@@ -159,7 +159,7 @@ class Retriever:
         if head is None:
             scores, names = self.tag_vectors() @ vector[0], self.run.vocabulary.tags
         else:
-            from retrieval.heads.tagger import Tagger
+            from retrieval.heads.probe import Tagger
 
             tagger = Tagger.load(head)
             if tagger.info.get("features") != "shared" or tagger.info.get("fingerprint") != self.run.fingerprint:

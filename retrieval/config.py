@@ -2,8 +2,8 @@
 
 A config file mirrors :class:`Config`: sections ``data``, ``model`` (with ``audio``, ``mel``, ``text``,
 ``listening``), ``train`` and ``eval``. Every key is optional (defaults below are the paper's settings);
-an unknown key or a value of the wrong type or outside its allowed set is a :class:`ConfigError` that names
-the dotted key and what is allowed.
+an unknown key or a value of the wrong type, outside its allowed set or outside its range (:data:`BOUNDS`) is a
+:class:`ConfigError` that names the dotted key and what is allowed, raised before any data is read.
 
 A file may start with ``extends: base.yaml`` (a path relative to it): the base is read first and this file's keys
 update it, so a variant is a few lines.
@@ -183,6 +183,64 @@ class Config:
         return _plain(dataclasses.asdict(self))
 
 
+@dataclass(frozen=True)
+class Bound:
+    """The interval a numeric config value must lie in; ``None`` leaves a side open to infinity.
+
+    Args:
+        low: smallest allowed value (excluded when ``low_open``).
+        high: largest allowed value (excluded when ``high_open``).
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        """Whether ``value`` lies in the interval."""
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '≥'} {self.low:g}"
+        return f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+COUNT, POSITIVE, NON_NEGATIVE = Bound(1), Bound(0, low_open=True), Bound(0)
+
+#: The allowed range of each ranged field, by dataclass (``None`` values and tuple elements are checked alike).
+BOUNDS: dict[type, dict[str, Bound]] = {
+    AudioSettings: {"channels": COUNT, "input_frames": COUNT},
+    TextSettings: {"vector_size": COUNT, "epochs": COUNT},
+    ListeningSettings: {"factors": COUNT, "iterations": COUNT, "regularization": NON_NEGATIVE, "alpha": NON_NEGATIVE},
+    ModelConfig: {"embed_dim": COUNT, "hidden_dim": COUNT, "dropout": Bound(0, 1, high_open=True)},
+    TrainConfig: {
+        "margin": NON_NEGATIVE, "lr": POSITIVE, "weight_decay": NON_NEGATIVE, "batch_size": COUNT,
+        "epochs": COUNT, "steps": COUNT, "num_threads": COUNT, "eval_every": COUNT,
+    },
+    EvalConfig: {"n_crops": COUNT, "k": COUNT, "batch_size": COUNT},
+    TaggingConfig: {"unlabeled_share": Bound(0, 1)},
+}
+
+
+def check_bounds(config: Any, prefix: str = "") -> None:
+    """Check the fields of one dataclass against :data:`BOUNDS` (not recursive: :func:`from_dict` recurses).
+
+    Raises:
+        ConfigError: ``"train.margin: must be ≥ 0, got -1"``, naming the first value out of range.
+    """
+    for name, bound in BOUNDS.get(type(config), {}).items():
+        value = getattr(config, name)
+        items = enumerate(value) if isinstance(value, tuple) else [(None, value)]
+        for index, item in items:
+            if item is not None and not bound.holds(item):
+                key = f"{prefix}{name}" + ("" if index is None else f"[{index}]")
+                raise ConfigError(f"{key}: must be {bound}, got {item:g}")
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
@@ -215,7 +273,12 @@ def from_dict(cls: type, data: Mapping[str, Any] | None, prefix: str = "") -> An
         key = f"{prefix}{unknown[0]}"
         raise ConfigError(f"unknown config key '{key}'; allowed keys here: {', '.join(sorted(fields))}")
     values = {name: _coerce(hints[name], data[name], f"{prefix}{name}") for name in fields if name in data}
-    return cls(**values)
+    try:
+        config = cls(**values)
+    except ConfigError as error:  # a dataclass's own check (e.g. MelConfig's) does not know its dotted key
+        raise ConfigError(f"{prefix.rstrip('.')}: {error}" if prefix else str(error)) from None
+    check_bounds(config, prefix)
+    return config
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
@@ -288,12 +351,13 @@ def merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Load a YAML config (``None`` → all defaults) and apply ``key=value`` overrides.
+    """Load a YAML config (a path, a shipped name such as ``"demo"`` (:func:`resolve_config`), or ``None`` → all
+    defaults) and apply ``key=value`` overrides.
 
     Raises:
         ConfigError: the file is missing, is not YAML, or has an unknown key / bad value (named).
     """
-    raw: dict[str, Any] = _read_yaml(Path(path)) if path is not None else {}
+    raw: dict[str, Any] = read_yaml_with_extends(resolve_config(path)) if path is not None else {}
     raw = merge(raw, parse_overrides(overrides))
     try:
         return from_dict(Config, raw)
@@ -301,10 +365,46 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
         raise ConfigError(f"{path or 'config'}: {error}") from None
 
 
-def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read a config file; ``extends: other.yaml`` (relative to this file) is read first and updated by this one."""
+#: The configs shipped with the library (package data): ``retrieval/configs/<name>.yaml``.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """The names :func:`resolve_config` accepts, e.g. ``["artist_factors/demo", ..., "demo", ..., "tagging/fcn"]``."""
+    return sorted(path.relative_to(CONFIG_DIR).with_suffix("").as_posix() for path in CONFIG_DIR.rglob("*.yaml"))
+
+
+def resolve_config(name_or_path: str | os.PathLike[str]) -> Path:
+    """The file of a config: an existing path as given, else the shipped ``retrieval/configs/<name>.yaml``.
+
+    So ``"demo"``, ``"tagging/fcn"`` and ``"msd500/hybrid_word2vec.yaml"`` work from any folder, and
+    ``"my/config.yaml"`` is read from the current one.
+
+    Raises:
+        ConfigError: neither a file nor a shipped name; the message lists the shipped names.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    # "configs/demo.yaml" (a checkout's path, as the README writes it) names the shipped "demo" too.
+    name = path.as_posix().removesuffix(".yaml").removeprefix("configs/")
+    shipped = CONFIG_DIR / f"{name}.yaml"
+    if not path.is_absolute() and shipped.is_file():
+        return shipped
+    raise ConfigError(f"{name_or_path}: config file not found, and not the name of a shipped config; "
+                      f"shipped: {', '.join(shipped_configs())}")
+
+
+def read_yaml_with_extends(path: str | os.PathLike[str], seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML mapping; ``extends: other.yaml`` (relative to this file) is read first and updated by this one
+    (recursively, with :func:`merge`). Every config family (runs, moods, artist factors) is read with it.
+
+    Raises:
+        ConfigError: a missing file, invalid YAML, not a mapping, or an ``extends`` loop (the file is named).
+    """
     import yaml
 
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found; see configs/ for examples")
     if path.resolve() in seen:
@@ -314,11 +414,11 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a config is a mapping of sections (data, model, train, eval)")
+        raise ConfigError(f"{path}: a config is a mapping of keys (sections data, model, train, eval for a run)")
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
-    return merge(_read_yaml(path.parent / parent, (*seen, path.resolve())), raw)
+    return merge(read_yaml_with_extends(path.parent / parent, (*seen, path.resolve())), raw)
 
 
 def config_from_dict(data: Mapping[str, Any]) -> Config:

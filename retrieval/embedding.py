@@ -1,6 +1,6 @@
 """Whole-track embedding: N equally spaced crops per track → the model → mean → the shared space.
 
-Used by evaluation (tracks of a split, from the mel cache), by indexing (files in a folder) and by search
+Used by evaluation (tracks of a split, from the feature cache), by indexing (files in a folder) and by search
 (a query audio file), so all three produce the same vector for the same audio.
 
 Every forward pass has the same batch shape — the last batch is zero-padded — so a track's vector is
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from retrieval.audio import whole_track_crops
+from retrieval.errors import InputError
 from retrieval.model import JointModel, TrackInputs
 
 
@@ -32,7 +33,7 @@ def embed_batches(
     """Index-space vectors of ``n`` tracks → (n, model.output_dim).
 
     Args:
-        inputs_for: rows → :class:`TrackInputs` of those tracks (mel as (B, n_crops, n_mels, frames)).
+        inputs_for: rows → :class:`TrackInputs` of those tracks (features as (B, n_crops, n_mels, frames)).
         batch_size: tracks per forward pass (every pass padded to this size).
     """
     model.eval()
@@ -41,7 +42,7 @@ def embed_batches(
         rows = list(range(start, min(start + batch_size, n)))
         inputs = inputs_for(rows)
         padded = TrackInputs(
-            mel=_pad(inputs.mel, batch_size),
+            features=_pad(inputs.features, batch_size),
             listening=_pad(inputs.listening, batch_size),
             has_listening=_pad(inputs.has_listening, batch_size),
         )
@@ -64,16 +65,16 @@ def embed_crops(model: JointModel, crops: torch.Tensor, batch_size: int = 8) -> 
     Cultural-only and concat models cannot embed bare audio (they need listening data for every track).
     """
     if model.audio is None:
-        raise ValueError("this model has no audio tower (modality 'cultural'): it cannot embed audio files")
+        raise InputError("this model has no audio tower (modality 'cultural'): it cannot embed audio files")
     if model.modality == "concat":
-        raise ValueError("the concat hybrid needs listening data for every track; use an audio or gated model")
+        raise InputError("the concat hybrid needs listening data for every track; use an audio or gated model")
     n = len(crops)
     listening = torch.zeros(n, model.listening_dim) if model.listening_dim else None
     has_listening = torch.zeros(n, dtype=torch.bool)
 
     def inputs_for(rows: list[int]) -> TrackInputs:
         return TrackInputs(
-            mel=crops[rows],
+            features=crops[rows],
             listening=None if listening is None else listening[rows],
             has_listening=has_listening[rows],
         )

@@ -1,7 +1,11 @@
 """Exceptions the library raises for bad input.
 
 Every error about a file names the file (and the line or key where there is one) and says what to do,
-so a user can fix the input without reading the library's code.
+so a user can fix the input without reading the library's code. The ``retrieval`` command prints a
+:class:`RetrievalError` as a one-line ``error:``; any other exception is a bug and keeps its traceback.
+
+Each class also derives from the built-in exception it refines (``ValueError``, ``FileNotFoundError``,
+``FileExistsError``), so code that catches those keeps working.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from pathlib import Path
 
 
 class RetrievalError(Exception):
-    """Base class of every error this library raises on purpose."""
+    """Base class of every error this library raises on purpose (bad input, not a bug)."""
 
 
 class DataError(RetrievalError, ValueError):
@@ -43,3 +47,19 @@ class ConfigError(RetrievalError, ValueError):
 
 class MissingFileError(DataError, FileNotFoundError):
     """A file the library needs is not there (a checkpoint, a run, an index); the message says how to make it."""
+
+
+class InputError(RetrievalError, ValueError):
+    """Inputs that are each valid but do not fit together or leave nothing to work on: a run and a corpus with
+    different tags, a corpus without the labels a task needs. The message says which and what to do."""
+
+
+class RunExistsError(RetrievalError, FileExistsError):
+    """The output folder already holds a run; resume it or choose another folder."""
+
+
+class UnknownIdError(RetrievalError, KeyError):
+    """Track ids that an index (or a corpus) does not hold; the message names some of them."""
+
+    def __str__(self) -> str:  # KeyError's own __str__ would print the message in quotes
+        return str(self.args[0]) if self.args else ""

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.errors import ConfigError
 from retrieval.fileio import atomic_path
 
 #: Tags scored per chunk: bounds memory to a few arrays of (n_tracks, chunk) at 8 bytes each.
@@ -158,7 +159,7 @@ def retrieval_metrics(scores: np.ndarray, labels: object, k: int = 10) -> TagMet
     labels = _dense_labels(labels, scores.shape)
     n_tracks, n_tags = scores.shape
     if not 1 <= k <= n_tracks:
-        raise ValueError(f"k must be between 1 and the number of tracks ({n_tracks}), got {k}")
+        raise ConfigError(f"eval.k: k must be between 1 and the number of tracks ({n_tracks}), got {k}")
     if np.isnan(scores).any():
         bad = np.unique(np.nonzero(np.isnan(scores))[1])
         raise ValueError(f"scores contain NaN in {len(bad)} tag column(s), first {bad[:5].tolist()}")

@@ -45,12 +45,13 @@ class TrackInputs:
     """What a batch of tracks is made of; which fields are needed depends on the modality.
 
     Attributes:
-        mel: (B, n_mels, frames) log-mel crops, or (B, n_crops, n_mels, frames) for whole-track embedding.
+        features: (B, n_mels, frames) crops of the audio tower's input features (log-mels, or waveforms with
+            n_mels = 1), or (B, n_crops, n_mels, frames) for whole-track embedding.
         listening: (B, listening_dim) ALS item factors (zeros where ``has_listening`` is False).
         has_listening: (B,) bool, tracks that have listening data.
     """
 
-    mel: torch.Tensor | None = None
+    features: torch.Tensor | None = None
     listening: torch.Tensor | None = None
     has_listening: torch.Tensor | None = None
 
@@ -149,13 +150,13 @@ class JointModel(nn.Module):
         """Normalised track embeddings per space (same keys as :meth:`text_parts`), plus for the gated model
         "cultural_target" (the real x_c where it exists, for the cold-start loss) and "has_listening"."""
         if self.modality == "audio":
-            return {"shared": F.normalize(self.audio_features(tracks.mel), dim=-1)}
+            return {"shared": F.normalize(self.audio_features(tracks.features), dim=-1)}
         if self.modality == "cultural":
             return {"shared": F.normalize(self.listening(tracks.listening), dim=-1)}
         if self.modality == "concat":
-            fused = torch.cat([self.audio_features(tracks.mel), tracks.listening], dim=-1)
+            fused = torch.cat([self.audio_features(tracks.features), tracks.listening], dim=-1)
             return {"shared": F.normalize(self.fusion(fused), dim=-1)}
-        x_audio = F.normalize(self.audio_features(tracks.mel), dim=-1)
+        x_audio = F.normalize(self.audio_features(tracks.features), dim=-1)
         x_real = F.normalize(self.listening(tracks.listening), dim=-1)
         # Cold start: predict the cultural embedding from audio (stop-gradient into the audio space).
         x_pred = F.normalize(self.cold_start(x_audio.detach()), dim=-1)

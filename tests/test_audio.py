@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-import retrieval.audio as audio_module
+import retrieval.audio.decode as audio_module
 from retrieval.audio import (
     AudioInfo,
     MelConfig,

@@ -82,6 +82,48 @@ def test_bad_values_name_the_key(override: str, named: str) -> None:
         load_config(CONFIGS / "demo.yaml", [override])
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.margin=-1", "train.margin: must be ≥ 0, got -1"),
+        ("train.lr=0", "train.lr: must be > 0, got 0"),
+        ("train.weight_decay=-1e-4", "train.weight_decay: must be ≥ 0, got -0.0001"),
+        ("train.epochs=0", "train.epochs: must be ≥ 1, got 0"),
+        ("train.steps=0", "train.steps: must be ≥ 1, got 0"),
+        ("train.batch_size=0", "train.batch_size: must be ≥ 1, got 0"),
+        ("train.num_threads=0", "train.num_threads: must be ≥ 1, got 0"),
+        ("model.dropout=1", r"model.dropout: must be in \[0, 1\), got 1"),
+        ("model.dropout=-0.1", r"model.dropout: must be in \[0, 1\), got -0.1"),
+        ("model.embed_dim=0", "model.embed_dim: must be ≥ 1, got 0"),
+        ("model.hidden_dim=-3", "model.hidden_dim: must be ≥ 1, got -3"),
+        ("model.audio.channels=[8, 0]", r"model.audio.channels\[1\]: must be ≥ 1, got 0"),
+        ("model.listening.factors=0", "model.listening.factors: must be ≥ 1, got 0"),
+        ("model.listening.iterations=0", "model.listening.iterations: must be ≥ 1, got 0"),
+        ("eval.k=0", "eval.k: must be ≥ 1, got 0"),
+        ("eval.n_crops=0", "eval.n_crops: must be ≥ 1, got 0"),
+        ("eval.batch_size=0", "eval.batch_size: must be ≥ 1, got 0"),
+        ("tagging.unlabeled_share=1.5", r"tagging.unlabeled_share: must be in \[0, 1\], got 1.5"),
+        ("model.mel.n_mels=0", "model.mel: MelConfig.n_mels"),
+    ],
+)
+def test_values_out_of_range_name_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(CONFIGS / "demo.yaml", [override])
+
+
+def test_range_edges_are_allowed() -> None:
+    config = load_config(CONFIGS / "demo.yaml", ["train.margin=0", "model.dropout=0", "train.weight_decay=0",
+                                                 "tagging.unlabeled_share=1", "eval.k=1", "train.epochs=1"])
+    assert (config.train.margin, config.model.dropout, config.tagging.unlabeled_share) == (0, 0, 1)
+
+
+def test_saved_configs_are_checked_too() -> None:
+    saved = load_config(CONFIGS / "demo.yaml").to_dict()
+    saved["train"]["margin"] = -0.5
+    with pytest.raises(ConfigError, match="train.margin: must be ≥ 0, got -0.5"):
+        config_from_dict(saved)
+
+
 def test_missing_and_cyclic_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")

@@ -106,6 +106,19 @@ def test_chunking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) -> No
     np.testing.assert_array_equal(chunked.roc_auc, whole.roc_auc)
 
 
+@pytest.mark.parametrize(("n_tracks", "n_positives"), [(7, 1), (7, 3), (12, 11), (30, 4)])
+def test_chance_map_is_the_mean_ap_of_random_rankings(chance_map, n_tracks: int, n_positives: int) -> None:
+    # The end-to-end tests compare trained figures with this chance level: check it against 20 000 random rankings.
+    draws = 20_000
+    scores = np.random.default_rng(n_tracks + n_positives).random((n_tracks, draws))
+    labels = np.zeros((n_tracks, draws), dtype=bool)
+    labels[:n_positives] = True
+    simulated = retrieval_metrics(scores, labels, k=1).ap.mean()
+    summary = {"n_tracks": n_tracks, "per_tag": {"tag": {"n_positives": n_positives}}}
+    assert chance_map(summary) == pytest.approx(simulated, abs=0.01)
+    assert chance_map(summary) >= n_positives / n_tracks  # never below the positive rate
+
+
 def test_cosine_scores() -> None:
     rng = np.random.default_rng(0)
     tracks, tags = rng.normal(size=(4, 3)), rng.normal(size=(2, 3))

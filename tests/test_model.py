@@ -26,7 +26,7 @@ def _model(modality: str) -> JointModel:
 def _tracks(has: list[bool] | None = None) -> TrackInputs:
     g = torch.Generator().manual_seed(1)
     return TrackInputs(
-        mel=torch.randn(B, 3, MEL.n_mels, FRAMES, generator=g),
+        features=torch.randn(B, 3, MEL.n_mels, FRAMES, generator=g),
         listening=torch.randn(B, FACTORS, generator=g),
         has_listening=torch.tensor(has or [True] * B),
     )

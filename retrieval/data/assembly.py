@@ -23,6 +23,7 @@ import torch
 
 from retrieval.config import Config, expand_path
 from retrieval.data.vocabulary import Vocabulary, build_vocabulary
+from retrieval.errors import InputError
 from retrieval.model import TrackInputs
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class ExperimentData:
 
     vocabulary: Vocabulary
     splits: dict[str, SplitData]
-    mels: object | None  # retrieval.data.features.MelStore
+    features: object | None  # retrieval.data.features.FeatureStore
     input_frames: int
     excluded: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -54,23 +55,23 @@ class ExperimentData:
         """Training inputs for tracks ``rows`` of ``split``: one random crop each."""
         data = self.splits[split]
         index = rows.tolist()
-        mel = None
-        if self.mels is not None:
-            mel = self.mels.random_crops([data.ids[i] for i in index], self.input_frames, generator)
-        return self._inputs(data, rows, mel)
+        crops = None
+        if self.features is not None:
+            crops = self.features.random_crops([data.ids[i] for i in index], self.input_frames, generator)
+        return self._inputs(data, rows, crops)
 
     def track_inputs(self, split: str, rows: Sequence[int], n_crops: int) -> TrackInputs:
         """Whole-track inputs: ``n_crops`` equally spaced crops per track (the paper's evaluation)."""
         data = self.splits[split]
-        mel = None
-        if self.mels is not None:
-            mel = self.mels.track_crops([data.ids[i] for i in rows], self.input_frames, n_crops)
-        return self._inputs(data, torch.as_tensor(list(rows), dtype=torch.long), mel)
+        crops = None
+        if self.features is not None:
+            crops = self.features.track_crops([data.ids[i] for i in rows], self.input_frames, n_crops)
+        return self._inputs(data, torch.as_tensor(list(rows), dtype=torch.long), crops)
 
     @staticmethod
-    def _inputs(data: SplitData, rows: torch.Tensor, mel: torch.Tensor | None) -> TrackInputs:
+    def _inputs(data: SplitData, rows: torch.Tensor, crops: torch.Tensor | None) -> TrackInputs:
         listening = data.listening[rows] if data.listening is not None else None
-        return TrackInputs(mel=mel, listening=listening, has_listening=data.has_listening[rows])
+        return TrackInputs(features=crops, listening=listening, has_listening=data.has_listening[rows])
 
 
 def config_corpus(config: Config):
@@ -118,9 +119,9 @@ def prepare_data(
     keep = np.ones(len(all_ids), dtype=bool)
     excluded: dict[str, dict[str, int]] = {}
 
-    mels = None
+    features = None
     if need_audio:
-        mels, missing = _prepare_mels(config, corpus, all_ids, progress)
+        features, missing = _prepare_mels(config, corpus, all_ids, progress)
         keep &= ~np.isin(all_ids, list(missing))
         excluded["audio"] = {"missing_or_unreadable": len(missing)}
 
@@ -153,12 +154,12 @@ def prepare_data(
                 len(ids_by_split[name]) - len(rows),
                 len(ids_by_split[name]),
             )
-    data = ExperimentData(vocabulary, split_data, mels, audio_input(config).input_frames, excluded)
+    data = ExperimentData(vocabulary, split_data, features, audio_input(config).input_frames, excluded)
     return data, factors
 
 
 def audio_input(config: Config):
-    """The audio tower's resolved :class:`~retrieval.encoders.audio.InputSettings` (front end, crop length)."""
+    """The audio tower's resolved :class:`~retrieval.encoders.backbones.base.InputSettings` (front end, crop length)."""
     from retrieval.encoders.backbones import backbone_input
 
     return backbone_input(config.model.audio, config.model.mel)
@@ -170,7 +171,8 @@ def _reorder_columns(labels, tags: list[str], order: list[str]) -> torch.Tensor:
     position = {t: i for i, t in enumerate(tags)}
     missing = [t for t in order if t not in position]
     if missing:
-        raise KeyError(f"tags of the model are not in this corpus: {missing[:5]}")
+        raise InputError(f"tags of the model are not in this corpus: {missing[:5]}; evaluate a run on the corpus "
+                         "(data.root, data.splits) it was trained on")
     return torch.from_numpy(dense[:, [position[t] for t in order]].astype(bool))
 
 
@@ -179,11 +181,11 @@ def _prepare_mels(config: Config, corpus, ids: list[str], progress: bool):
 
 
 def feature_store(corpus, ids: Sequence[str], front_end, progress: bool = True):
-    """A :class:`~retrieval.data.features.MelStore` of ``front_end`` features for ``ids`` of ``corpus``, built
+    """A :class:`~retrieval.data.features.FeatureStore` of ``front_end`` features for ``ids`` of ``corpus``, built
     (cached under ``corpus/cache/mel``) → (store, ids without usable audio)."""
-    from retrieval.data.features import MelStore
+    from retrieval.data.features import FeatureStore
 
-    store = MelStore(Path(corpus.root) / "cache" / "mel", front_end)
+    store = FeatureStore(Path(corpus.root) / "cache" / "mel", front_end)
     located = corpus.audio_locator().locate(list(ids))
     if located.missing:
         log.warning("%d tracks have no audio file (e.g. %s)", len(located.missing), located.missing[:3])

@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrieval.errors import MissingFileError
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 """Audio file suffixes looked for by default (the formats ``retrieval.audio`` decodes)."""
 
@@ -97,9 +99,7 @@ class AudioLocator:
     ):
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(
-                f"{self.root}: no such folder; point the locator at the audio (or mel) folder"
-            )
+            raise MissingFileError(self.root, "no such folder; point the locator at the audio (or mel) folder")
         self.extensions = tuple(
             ext.lower() if ext.startswith(".") else f".{ext.lower()}" for ext in extensions
         )

@@ -1,4 +1,4 @@
-"""Precomputed log-mel features for a catalogue, cached on disk and read by memory map.
+"""Precomputed input features (log-mels, or waveforms) for a catalogue, cached on disk and read by memory map.
 
 Training crops ~4 s windows from every track thousands of times; decoding audio for each would dominate the step.
 So each track's whole log-mel spectrogram is computed once, by the model's own front end
@@ -72,15 +72,16 @@ class _Inline:
         return map(fn, jobs)
 
 
-class MelStore:
-    """Whole-track log-mels for a set of tracks, computed once and cached.
+class FeatureStore:
+    """Whole-track input features (the front end's: log-mels, or waveforms) for a set of tracks, computed once
+    and cached.
 
     Args:
         cache_root: folder for caches (e.g. ``corpus/cache/mel``); one sub-folder per mel configuration.
         config: the model's front-end settings (a :class:`WaveConfig` caches the waveform itself, (1, samples)).
 
     Example:
-        >>> store = MelStore(corpus.root / "cache" / "mel", MelConfig())  # doctest: +SKIP
+        >>> store = FeatureStore(corpus.root / "cache" / "mel", MelConfig())  # doctest: +SKIP
         >>> skipped = store.build(audio_paths)                    # {id: error} for unreadable files
         >>> crops = store.random_crops(["SO..."], frames=173, generator=g)  # (1, 128, 173)
     """
@@ -95,7 +96,7 @@ class MelStore:
         try:
             return self._paths[track_id]
         except KeyError:
-            raise KeyError(f"track {track_id!r} has no mel features: pass its audio to MelStore.build first") from None
+            raise KeyError(f"track {track_id!r} has no features: pass its audio to FeatureStore.build first") from None
 
     def build(
         self,
@@ -103,7 +104,7 @@ class MelStore:
         workers: int | None = None,
         progress: bool = True,
     ) -> dict[str, str]:
-        """Compute the mels that are not cached yet. Returns {track_id: error message} for unreadable audio."""
+        """Compute the features that are not cached yet. Returns {track_id: error message} for unreadable audio."""
         from tqdm.auto import tqdm
 
         for track_id, audio in audio_paths.items():
@@ -125,7 +126,7 @@ class MelStore:
         return errors
 
     def load(self, track_id: str) -> np.ndarray:
-        """The whole-track log-mel (n_mels, frames), memory-mapped, float16."""
+        """The whole-track features (n_mels, frames), memory-mapped, float16."""
         return np.load(self.path(track_id), mmap_mode="r")
 
     def random_crops(self, ids: Sequence[str], frames: int, generator: torch.Generator) -> torch.Tensor:

@@ -79,7 +79,7 @@ class Splits:
     def ids(self, name: str) -> tuple[str, ...]:
         """Song ids of split ``name`` (one of :data:`SPLIT_NAMES`)."""
         if name not in SPLIT_NAMES:
-            raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_NAMES)}")
+            raise ConfigError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_NAMES)}")
         return getattr(self, name)
 
     def all_ids(self) -> tuple[str, ...]:

@@ -1,14 +1,14 @@
 """The towers' building blocks: each maps one modality to fixed-size vectors.
 
 Modules:
-    audio        waveform → log-mel → CNN: the base class and the Short-chunk CNN / ResNet.
-    backbones    every tagging backbone of the seed papers in one registry (``AUDIO_BACKBONES``).
+    backbones    every audio backbone of the seed papers (features → CNN / transformer) and their base class
+                 ``Backbone``, in one registry (``AUDIO_BACKBONES``).
     text         tag / query text → word vector (``Word2VecEncoder`` with phrases, or ``SentenceEncoder``).
     listening    play counts → weighted-ALS item factors (``fit_item_factors`` → ``ItemFactors``).
     projection   ``MLPHead``: Linear → BN → ReLU → Dropout → Linear, into the shared space.
 
 Every encoder exposes ``output_dim``. The names below are re-exported lazily (PEP 562), so importing one
-module, e.g. ``retrieval.encoders.text``, does not import torch through ``audio``.
+module, e.g. ``retrieval.encoders.text``, does not import torch through ``backbones``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "AUDIO_BACKBONES": "backbones",
-    "MelBackbone": "audio",
-    "ShortChunkCNN": "audio",
-    "ShortChunkResNet": "audio",
+    "Backbone": "backbones.base",
+    "ShortChunkCNN": "backbones.short_chunk",
+    "ShortChunkResNet": "backbones.short_chunk",
     "build_audio_encoder": "backbones",
     "TEXT_ENCODERS": "text",
     "TextEncoder": "text",
@@ -36,9 +36,9 @@ _EXPORTS = {
 
 __all__ = [
     "AUDIO_BACKBONES",
+    "Backbone",
     "ItemFactors",
     "MLPHead",
-    "MelBackbone",
     "SentenceEncoder",
     "ShortChunkCNN",
     "ShortChunkResNet",
@@ -53,12 +53,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on first access
-    from retrieval.encoders.audio import (
-        MelBackbone,
-        ShortChunkCNN,
-        ShortChunkResNet,
-    )
     from retrieval.encoders.backbones import AUDIO_BACKBONES, build_audio_encoder
+    from retrieval.encoders.backbones.base import Backbone
+    from retrieval.encoders.backbones.short_chunk import ShortChunkCNN, ShortChunkResNet
     from retrieval.encoders.listening import ItemFactors, fit_item_factors
     from retrieval.encoders.projection import MLPHead
     from retrieval.encoders.text import (

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retrieval.errors import DataError
+from retrieval.errors import ConfigError, DataError
 
 __all__ = ["KINDS", "FrozenFeatures", "frozen_features", "load_frozen_feature_kinds", "load_frozen_features"]
 
@@ -56,7 +56,8 @@ class FrozenFeatures:
         """The label columns of one category: ``((n, n_tags_in_category) bool, their tag names)``."""
         columns = [j for j, c in enumerate(self.categories) if c == name]
         if not columns:
-            raise ValueError(f"no tag of category '{name}'; categories here: {', '.join(sorted(set(self.categories)))}")
+            known = ", ".join(sorted(set(self.categories)))
+            raise ConfigError(f"no tag of category '{name}'; categories here: {known}")
         return self.labels[:, columns], [self.tags[j] for j in columns]
 
 
@@ -66,7 +67,7 @@ def _audio_features(model, data, split: str, n_crops: int, batch_size: int) -> n
     model.eval()
     n = len(data.splits[split].ids)
     out = [
-        model.audio_features(data.track_inputs(split, list(range(start, min(start + batch_size, n))), n_crops).mel)
+        model.audio_features(data.track_inputs(split, list(range(start, min(start + batch_size, n))), n_crops).features)
         for start in range(0, n, batch_size)
     ]
     return (torch.cat(out) if out else torch.zeros(0, model.audio.output_dim)).numpy()
@@ -87,7 +88,7 @@ def load_frozen_feature_kinds(run_dir: str | Path, kinds: Sequence[str] = KINDS,
         kind → split name → :class:`FrozenFeatures` (every kind has the same ids, labels and tags).
 
     Raises:
-        ValueError: unknown kind or split. DataError: the run cannot give a kind (no audio tower / no listening
+        ConfigError: unknown kind or split. DataError: the run cannot give a kind (no audio tower / no listening
         data).
     """
     from retrieval.config import expand_path
@@ -97,7 +98,7 @@ def load_frozen_feature_kinds(run_dir: str | Path, kinds: Sequence[str] = KINDS,
 
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown:
-        raise ValueError(f"unknown feature kind '{unknown[0]}'; choose one of: {', '.join(KINDS)}")
+        raise ConfigError(f"unknown feature kind '{unknown[0]}'; choose one of: {', '.join(KINDS)}")
     run = load_run(run_dir)
     model = run.model
     if "audio" in kinds and model.audio is None:
@@ -108,7 +109,7 @@ def load_frozen_feature_kinds(run_dir: str | Path, kinds: Sequence[str] = KINDS,
                            need_audio=model.needs_audio, need_listening=True)
     unknown = [split for split in splits if split not in data.splits]
     if unknown:
-        raise ValueError(f"unknown split '{unknown[0]}'; choose from: {', '.join(data.splits)}")
+        raise ConfigError(f"unknown split '{unknown[0]}'; choose from: {', '.join(data.splits)}")
     n_crops, batch_size = run.config.eval.n_crops, run.config.eval.batch_size
     out: dict[str, dict[str, FrozenFeatures]] = {kind: {} for kind in kinds}
     for split in splits:

@@ -1,33 +1,26 @@
-"""Vector indexes: store track embeddings, answer cosine top-k queries, save and load index folders.
+"""Vector indexes: store track embeddings, answer cosine top-k queries, save and load index folders, build them.
 
 Modules:
-    base          the :class:`VectorIndex` interface, :class:`Hit`, the catalogue of track metadata,
-                  the index folder format (atomic saves, model fingerprint check).
+    base          the :class:`VectorIndex` interface every backend implements, :class:`Hit` (a typed search
+                  result) and :func:`attach_metadata`.
     exact         :class:`ExactIndex`, brute force: the reference for every approximate index.
     annoy_index   :class:`AnnoyIndex`, annoy's random-projection forest with recall-tuned defaults.
-
-``INDEX_BACKENDS`` maps the backend names used in configs and ``meta.json`` to their classes.
+    registry      ``INDEX_BACKENDS`` (backend name → class, as in configs and ``meta.json``), ``DEFAULT_BACKEND``,
+                  :func:`create_index`, :func:`load_index`.
+    folder        the index folder format: atomic saves, ``meta.json``, the model fingerprint check.
+    catalogue     per-track metadata (title, artist, tags, audio path) and its ``catalogue.tsv``.
+    build         index a corpus or a folder of your own audio with a trained run (``retrieval index``).
 """
 
 from retrieval.index.annoy_index import AnnoyIndex
-from retrieval.index.base import (
-    CATALOGUE_COLUMNS,
-    Hit,
-    VectorIndex,
-    attach_metadata,
-    create_index,
-    l2_normalise,
-    load_index,
-    make_catalogue,
-    read_catalogue,
-    write_catalogue,
-)
+from retrieval.index.base import Hit, VectorIndex, attach_metadata, l2_normalise
+from retrieval.index.catalogue import CATALOGUE_COLUMNS, make_catalogue, read_catalogue, write_catalogue
 from retrieval.index.exact import ExactIndex
-
-INDEX_BACKENDS: dict[str, type[VectorIndex]] = {"exact": ExactIndex, "annoy": AnnoyIndex}
+from retrieval.index.registry import DEFAULT_BACKEND, INDEX_BACKENDS, create_index, load_index
 
 __all__ = [
     "CATALOGUE_COLUMNS",
+    "DEFAULT_BACKEND",
     "INDEX_BACKENDS",
     "AnnoyIndex",
     "ExactIndex",

@@ -47,7 +47,8 @@ import annoy
 import numpy as np
 
 from retrieval.errors import DataError
-from retrieval.index.base import REBUILD_COMMAND, VectorIndex
+from retrieval.index.base import VectorIndex
+from retrieval.index.folder import REBUILD_COMMAND
 
 __all__ = ["AnnoyIndex", "angular_to_cosine"]
 

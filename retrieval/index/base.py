@@ -1,25 +1,15 @@
-"""The vector index interface, typed search results, the catalogue of track metadata and index folders.
+"""The vector index interface and its typed search results.
 
 Every index stores L2-normalised float32 vectors under string track ids and answers cosine top-k queries:
 
     score(q, x) = cos(q, x) = q·x / (‖q‖ ‖x‖),   results sorted by score, best first.
 
-:class:`VectorIndex` holds what all backends share (id bookkeeping, input checks, the folder format, the
-model fingerprint check); a backend implements five small hooks (``_add``, ``_build``, ``_search``,
-``_write_files``, ``_read_files``). :mod:`retrieval.index.exact` is the brute-force reference;
+:class:`VectorIndex` holds what all backends share (id bookkeeping, input checks, saving and loading through
+:mod:`retrieval.index.folder`); a backend implements six small hooks (``_add``, ``_build``, ``_search``,
+``_vectors``, ``_write_files``, ``_read_files``). :mod:`retrieval.index.exact` is the brute-force reference;
 :mod:`retrieval.index.annoy_index` is the approximate one, and its recall is measured against the reference.
-
-An index folder holds::
-
-    meta.json          {"format_version", "backend", "dim", "n", "model_fingerprint", "params", "catalogue"}
-    ids.npy            (n,) unicode track ids; row i of the vectors belongs to ids[i]
-    <backend files>    vectors.npy (exact) or index.ann (annoy)
-    catalogue.tsv      optional: track_id, title, artist, tags ("|"-separated), audio_path
-
-A folder is written into a temporary sibling and renamed into place only when complete, so an interrupted
-save leaves the previous index untouched. It records the fingerprint of the model that made the vectors;
-loading with ``expected_fingerprint`` refuses an index made by another model (its vectors live in another
-space).
+:func:`attach_metadata` turns search arrays into :class:`Hit` lists with the catalogue's metadata
+(:mod:`retrieval.index.catalogue`).
 
 Example:
     >>> import numpy as np
@@ -34,14 +24,8 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import json
-import os
-import shutil
-import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -49,32 +33,13 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import pandas as pd
 
-from retrieval.errors import ConfigError, DataError
+from retrieval.errors import UnknownIdError
+from retrieval.index import folder as folder_format
+from retrieval.index.catalogue import make_catalogue_from_frame, tag_tuple, text_or_none
+from retrieval.vectors import unit_rows
 
-__all__ = [
-    "CATALOGUE_COLUMNS",
-    "Hit",
-    "VectorIndex",
-    "attach_metadata",
-    "create_index",
-    "l2_normalise",
-    "load_index",
-    "make_catalogue",
-    "read_catalogue",
-    "write_catalogue",
-]
+__all__ = ["Hit", "VectorIndex", "attach_metadata", "l2_normalise"]
 
-FORMAT_VERSION = 1
-META_FILE = "meta.json"
-IDS_FILE = "ids.npy"
-CATALOGUE_FILE = "catalogue.tsv"
-# The command a user runs to rebuild an index; quoted in errors about stale indexes.
-REBUILD_COMMAND = "retrieval index AUDIO_DIR --model RUN --out INDEX"
-
-CATALOGUE_COLUMNS: tuple[str, ...] = ("track_id", "title", "artist", "tags", "audio_path")
-TAG_SEPARATOR = "|"
-# Characters that would break a catalogue.tsv row (written without quoting, so it stays greppable).
-_FORBIDDEN_IN_CELLS = ("\t", "\n", "\r")
 # Norms below this are treated as zero: such a vector has no direction, hence no cosine.
 _MIN_NORM = 1e-12
 # How many offending ids an error message lists.
@@ -133,7 +98,7 @@ def l2_normalise(vectors: np.ndarray, what: str = "vectors") -> np.ndarray:
     if (norms < _MIN_NORM).any():
         rows = np.flatnonzero(norms[:, 0] < _MIN_NORM)[:_SHOW].tolist()
         raise ValueError(f"{what} rows {rows} are all zeros: a zero vector has no cosine similarity")
-    return vectors / norms
+    return unit_rows(vectors, _MIN_NORM)  # every norm is at least _MIN_NORM here: exactly vectors / norms
 
 
 class VectorIndex(ABC):
@@ -284,14 +249,14 @@ class VectorIndex(ABC):
         """The stored (unit) vectors of indexed track ids → (len(ids), d) float32.
 
         Raises:
-            KeyError: an id is not in the index (named).
+            UnknownIdError: an id is not in the index (named; a KeyError).
         """
         self._require_built()
         if getattr(self, "_row_of", None) is None or len(self._row_of) != len(self._ids):
             self._row_of = {track_id: row for row, track_id in enumerate(self._ids.tolist())}
         missing = [track_id for track_id in ids if track_id not in self._row_of]
         if missing:
-            raise KeyError(f"track ids not in this index: {missing[:_SHOW]}")
+            raise UnknownIdError(f"track ids not in this index: {missing[:_SHOW]}")
         return self._vectors(np.array([self._row_of[track_id] for track_id in ids], dtype=np.int64))
 
     def search_hits(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
@@ -301,6 +266,8 @@ class VectorIndex(ABC):
 
     def save(self, folder: str | Path, catalogue: pd.DataFrame | None = None) -> Path:
         """Write the index to ``folder`` atomically (replacing an older index there only once complete).
+
+        The folder format is :mod:`retrieval.index.folder`'s.
 
         Args:
             folder: destination folder; if it exists it must hold an index (or be empty).
@@ -317,29 +284,7 @@ class VectorIndex(ABC):
         """
         self._require_built()
         catalogue = self.catalogue if catalogue is None else make_catalogue_from_frame(catalogue)
-        if catalogue is not None:
-            missing = ~np.isin(self._ids, catalogue.index.to_numpy(dtype=str))
-            if missing.any():
-                raise ValueError(
-                    f"the catalogue has no row for {int(missing.sum())} indexed ids, "
-                    f"e.g. {self._ids[missing][:_SHOW].tolist()}; add them to the catalogue"
-                )
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "backend": self.backend,
-            "dim": self.dim,
-            "n": len(self._ids),
-            "model_fingerprint": self.fingerprint,
-            "params": self.params(),
-            "catalogue": CATALOGUE_FILE if catalogue is not None else None,
-        }
-        with _replace_folder(Path(folder)) as tmp:
-            np.save(tmp / IDS_FILE, self._ids, allow_pickle=False)
-            if catalogue is not None:
-                write_catalogue(catalogue, tmp / CATALOGUE_FILE)
-            self._write_files(tmp)
-            # meta.json last: a folder with meta.json is a complete index.
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        folder_format.write_index(self, Path(folder), catalogue)
         self.catalogue = catalogue
         return Path(folder)
 
@@ -356,293 +301,15 @@ class VectorIndex(ABC):
             DataError: missing or malformed files, another backend, or a fingerprint mismatch (the message
                 names both fingerprints and the command that rebuilds the index).
         """
-        folder = Path(folder)
-        meta = read_meta(folder)
-        if meta["backend"] != cls.backend:
-            raise DataError(
-                folder / META_FILE,
-                f"this is a {meta['backend']!r} index, not {cls.backend!r}; open it with "
-                "retrieval.index.load_index(folder)",
-                key="backend",
-            )
-        check_fingerprint(folder, meta["model_fingerprint"], expected_fingerprint)
-        try:
-            index = cls(dim=meta["dim"], fingerprint=meta["model_fingerprint"], **meta["params"])
-        except (TypeError, ValueError) as error:
-            raise DataError(folder / META_FILE, f"bad index parameters ({error}); rebuild the index with "
-                            f"`{REBUILD_COMMAND}`", key="params") from error
-        ids = _load_npy(folder / IDS_FILE)
-        if ids.dtype.kind != "U" or ids.shape != (meta["n"],):
-            raise DataError(folder / IDS_FILE, f"expected {meta['n']} string ids, found {ids.dtype} "
-                            f"{ids.shape}; rebuild the index with `{REBUILD_COMMAND}`")
-        index._read_files(folder, meta["n"])
-        index._ids, index._built = ids, True
-        if meta["catalogue"] is not None:
-            index.catalogue = read_catalogue(folder / meta["catalogue"])
-        return index
+        return folder_format.read_index(cls, Path(folder), expected_fingerprint)
+
+    def _restore(self, ids: np.ndarray, catalogue: pd.DataFrame | None) -> None:
+        """Mark a loaded index built with its saved ids and catalogue (its backend files are already read)."""
+        self._ids, self._built, self.catalogue = ids, True, catalogue
 
     def _require_built(self) -> None:
         if not self._built:
             raise RuntimeError(f"{type(self).__name__} is not built: call build() after add()")
-
-
-# ---------------------------------------------------------------------- registry access
-def create_index(backend: str, dim: int, fingerprint: str | None = None, **params: Any) -> VectorIndex:
-    """A new, empty index of the named backend.
-
-    Args:
-        backend: a key of :data:`retrieval.index.INDEX_BACKENDS` ("exact", "annoy").
-        dim: vector dimension.
-        fingerprint: fingerprint of the model whose embeddings go in.
-        **params: backend parameters (e.g. ``n_trees`` and ``search_k`` for annoy).
-
-    Raises:
-        ConfigError: unknown backend; the message lists the valid ones.
-    """
-    return _backend_class(backend, "backend")(dim=dim, fingerprint=fingerprint, **params)
-
-
-def load_index(folder: str | Path, expected_fingerprint: str | None = None) -> VectorIndex:
-    """Load an index folder of any backend (read from its ``meta.json``); see :meth:`VectorIndex.load`."""
-    backend = read_meta(Path(folder))["backend"]
-    try:
-        backend_class = _backend_class(backend, "backend")
-    except ConfigError as error:
-        raise DataError(Path(folder) / META_FILE, str(error), key="backend") from error
-    return backend_class.load(folder, expected_fingerprint=expected_fingerprint)
-
-
-def _backend_class(name: str, key: str) -> type[VectorIndex]:
-    # The registry lives in the package (it names every backend module, which all import this one).
-    from retrieval.index import INDEX_BACKENDS
-
-    if name not in INDEX_BACKENDS:
-        raise ConfigError(f"{key}: unknown index backend {name!r}; valid: {sorted(INDEX_BACKENDS)}")
-    return INDEX_BACKENDS[name]
-
-
-# ---------------------------------------------------------------------- folder format
-def read_meta(folder: Path) -> dict[str, Any]:
-    """Read and validate ``folder/meta.json``.
-
-    Raises:
-        DataError: missing, unparsable, another format version, or a missing key.
-    """
-    path = folder / META_FILE
-    if not path.is_file():
-        raise DataError(path, f"no index here (missing {META_FILE}); build one with `{REBUILD_COMMAND}`")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataError(path, f"not valid JSON ({error.msg}); rebuild the index with `{REBUILD_COMMAND}`",
-                        line=error.lineno) from error
-    if not isinstance(meta, dict):
-        raise DataError(path, f"expected a JSON object; rebuild the index with `{REBUILD_COMMAND}`")
-    required = ("format_version", "backend", "dim", "n", "model_fingerprint", "params", "catalogue")
-    for key in required:
-        if key not in meta:
-            raise DataError(path, f"missing key; rebuild the index with `{REBUILD_COMMAND}`", key=key)
-    if meta["format_version"] != FORMAT_VERSION:
-        raise DataError(
-            path,
-            f"index format version {meta['format_version']} but this library reads version {FORMAT_VERSION}; "
-            f"rebuild the index with `{REBUILD_COMMAND}`",
-            key="format_version",
-        )
-    return meta
-
-
-def check_fingerprint(folder: Path, saved: str | None, expected: str | None) -> None:
-    """Refuse an index whose vectors were made by another model than the one encoding the queries.
-
-    Raises:
-        DataError: ``expected`` is given and differs from ``saved``.
-    """
-    if expected is None or saved == expected:
-        return
-    raise DataError(
-        folder / META_FILE,
-        f"this index was built from model {saved!r} but the model in use is {expected!r}; its vectors are "
-        f"in another space. Rebuild it with the current model: `{REBUILD_COMMAND}`",
-        key="model_fingerprint",
-    )
-
-
-def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
-    """``np.load`` without pickles, turning a missing or corrupt file into a DataError."""
-    try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except (OSError, ValueError, EOFError) as error:
-        raise DataError(path, f"cannot read ({error}); rebuild the index with `{REBUILD_COMMAND}`") from error
-
-
-@contextmanager
-def _replace_folder(folder: Path) -> Iterator[Path]:
-    """Yield an empty temporary sibling of ``folder``; when the block succeeds, it becomes ``folder``.
-
-    The old folder is moved aside, the new one renamed into place, then the old one deleted: the only
-    window without ``folder`` is between two renames (microseconds). If the block raises, the temporary
-    folder is removed and ``folder`` is untouched.
-    """
-    is_index = (folder / META_FILE).is_file()
-    is_empty_dir = folder.is_dir() and not any(folder.iterdir())
-    if folder.exists() and not (is_index or is_empty_dir):
-        raise DataError(folder, f"exists and is not an index folder (no {META_FILE}); refusing to replace "
-                        "it. Choose another path or remove it yourself")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    try:
-        yield tmp
-        _fsync_tree(tmp)
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
-            os.replace(folder, old)  # onto the empty placeholder made by mkdtemp
-            try:
-                os.replace(tmp, folder)
-            except BaseException:
-                os.replace(old, folder)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-        _fsync(folder.parent)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file in ``folder`` (and the folder entry list) to disk before it is renamed into place."""
-    for path in folder.iterdir():
-        _fsync(path)
-    _fsync(folder)
-
-
-def _fsync(path: Path) -> None:
-    handle = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(handle)
-    finally:
-        os.close(handle)
-
-
-# ---------------------------------------------------------------------- catalogue (per-track metadata)
-def make_catalogue(
-    track_ids: Sequence[str],
-    titles: Sequence[str | None] | None = None,
-    artists: Sequence[str | None] | None = None,
-    tags: Sequence[Sequence[str]] | None = None,
-    audio_paths: Sequence[str | Path | None] | None = None,
-) -> pd.DataFrame:
-    """The catalogue table that :func:`attach_metadata` and :meth:`VectorIndex.save` read.
-
-    Args:
-        track_ids: n distinct ids.
-        titles, artists, audio_paths: n values each (None where unknown), or None for all unknown.
-        tags: n sequences of tag names, or None for no tags.
-
-    Returns:
-        DataFrame indexed by ``track_id`` with columns title, artist (str | None), tags (tuple[str, ...])
-        and audio_path (str | None).
-    """
-    unknown = [None] * len(track_ids)
-    frame = pd.DataFrame({
-        "track_id": list(track_ids),
-        "title": unknown if titles is None else list(titles),
-        "artist": unknown if artists is None else list(artists),
-        "tags": [()] * len(track_ids) if tags is None else [tuple(row) for row in tags],
-        "audio_path": unknown if audio_paths is None else [None if path is None else str(path)
-                                                           for path in audio_paths],
-    })
-    return make_catalogue_from_frame(frame)
-
-
-def make_catalogue_from_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Bring a user's table into the catalogue form of :func:`make_catalogue`.
-
-    ``track_id`` may be the index or a column; missing metadata columns are filled with None / ();
-    ``tags`` cells may be sequences or ``"|"``-joined strings; empty strings and NaN become None.
-
-    Raises:
-        ValueError: no track ids, or duplicate ones.
-    """
-    if "track_id" not in frame.columns and frame.index.name == "track_id":
-        frame = frame.reset_index()
-    if "track_id" not in frame.columns:
-        raise ValueError(f"a catalogue needs a 'track_id' column or index; columns are {list(frame.columns)}")
-    out = pd.DataFrame(index=pd.Index(frame["track_id"].astype(str).to_numpy(), name="track_id"))
-    duplicated = out.index.duplicated()
-    if duplicated.any():
-        duplicates = out.index[duplicated][:_SHOW].tolist()
-        raise ValueError(f"duplicate track ids in the catalogue, e.g. {duplicates}; keep one row per track")
-    for column in ("title", "artist", "audio_path"):
-        values = frame[column].to_numpy(dtype=object) if column in frame.columns else [None] * len(out)
-        # dtype=object keeps None as None (pandas' string dtype would turn it into NaN).
-        out[column] = pd.Series([_text_or_none(value) for value in values], index=out.index, dtype=object)
-    values = frame["tags"].to_numpy(dtype=object) if "tags" in frame.columns else [()] * len(out)
-    out["tags"] = pd.Series([_tag_tuple(value) for value in values], index=out.index, dtype=object)
-    return out[list(CATALOGUE_COLUMNS[1:])]
-
-
-def write_catalogue(catalogue: pd.DataFrame, path: str | Path) -> None:
-    """Write a catalogue as a tab-separated file (tags joined with ``"|"``, None as an empty cell).
-
-    Not atomic by itself: :meth:`VectorIndex.save` writes it inside a temporary folder.
-
-    Raises:
-        ValueError: a cell contains a tab or newline, or a tag contains ``"|"`` (the message names the track).
-    """
-    catalogue = make_catalogue_from_frame(catalogue)
-    table = pd.DataFrame({
-        "track_id": catalogue.index.to_numpy(dtype=str),
-        "title": catalogue["title"].fillna(""),
-        "artist": catalogue["artist"].fillna(""),
-        "tags": [TAG_SEPARATOR.join(tags) for tags in catalogue["tags"]],
-        "audio_path": catalogue["audio_path"].fillna(""),
-    })
-    for column in CATALOGUE_COLUMNS:
-        cells = table[column].astype(str)
-        bad = np.zeros(len(cells), dtype=bool)
-        for char in _FORBIDDEN_IN_CELLS:
-            bad |= cells.str.contains(char, regex=False).to_numpy()
-        if bad.any():
-            raise ValueError(f"catalogue column {column!r} has tabs or newlines for track "
-                             f"{table['track_id'].iloc[int(np.argmax(bad))]!r}; remove them")
-    bad_tags = [
-        track_id
-        for track_id, tags in zip(table["track_id"], catalogue["tags"], strict=True)
-        if any(TAG_SEPARATOR in tag for tag in tags)
-    ]
-    if bad_tags:
-        raise ValueError(f"tags of tracks {bad_tags[:_SHOW]} contain {TAG_SEPARATOR!r}, the catalogue's tag "
-                         "separator; rename those tags")
-    table.to_csv(path, sep="\t", index=False, quoting=csv.QUOTE_NONE, lineterminator="\n")
-
-
-def read_catalogue(path: str | Path) -> pd.DataFrame:
-    """Read a catalogue written by :func:`write_catalogue`.
-
-    Raises:
-        DataError: missing file or column, or a duplicate track id (with its line number).
-    """
-    path = Path(path)
-    try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
-    except (OSError, pd.errors.ParserError) as error:
-        raise DataError(path, f"cannot read the catalogue ({error}); rebuild the index with "
-                        f"`{REBUILD_COMMAND}`") from error
-    for column in CATALOGUE_COLUMNS:
-        if column not in table.columns:
-            raise DataError(path, f"missing column; expected the columns {list(CATALOGUE_COLUMNS)}",
-                            line=1, key=column)
-    duplicated = table["track_id"].duplicated().to_numpy()
-    if duplicated.any():
-        row = int(np.argmax(duplicated))
-        track_id = table["track_id"].iloc[row]
-        # Line = row + 2: one for the header, one because lines count from 1.
-        raise DataError(path, f"track id {track_id!r} appears twice; keep one row per track", line=row + 2,
-                        key="track_id")
-    return make_catalogue_from_frame(table)
 
 
 def attach_metadata(ids: np.ndarray, scores: np.ndarray, catalogue: pd.DataFrame | None) -> list[list[Hit]]:
@@ -675,29 +342,9 @@ def attach_metadata(ids: np.ndarray, scores: np.ndarray, catalogue: pd.DataFrame
         columns = zip(flat_ids, flat_scores, column("title"), column("artist"), column("tags"),
                       column("audio_path"), strict=True)
         hits = [
-            Hit(track_id, score, _text_or_none(title), _text_or_none(artist), _tag_tuple(tags),
-                _text_or_none(audio_path))
+            Hit(track_id, score, text_or_none(title), text_or_none(artist), tag_tuple(tags),
+                text_or_none(audio_path))
             for track_id, score, title, artist, tags, audio_path in columns
         ]
     k = ids.shape[1]
     return [hits[row * k:(row + 1) * k] for row in range(ids.shape[0])]
-
-
-def _is_missing(value: object) -> bool:
-    """None, NaN, pd.NA or an empty string (but not a sequence of tags)."""
-    if isinstance(value, str):
-        return value == ""
-    return value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))
-
-
-def _text_or_none(value: object) -> str | None:
-    return None if _is_missing(value) else str(value)
-
-
-def _tag_tuple(value: object) -> tuple[str, ...]:
-    if _is_missing(value):
-        return ()
-    if isinstance(value, str):
-        return tuple(value.split(TAG_SEPARATOR))
-    return tuple(str(tag) for tag in value)  # type: ignore[union-attr]
-

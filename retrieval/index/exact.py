@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.errors import DataError
-from retrieval.index.base import REBUILD_COMMAND, VectorIndex, _load_npy
+from retrieval.fileio import load_npy
+from retrieval.index.base import VectorIndex
+from retrieval.index.folder import REBUILD_ADVICE, REBUILD_COMMAND
 
 __all__ = ["ExactIndex", "top_k"]
 
@@ -139,7 +141,7 @@ class ExactIndex(VectorIndex):
         np.save(folder / VECTORS_FILE, matrix, allow_pickle=False)
 
     def _read_files(self, folder: Path, n: int) -> None:
-        matrix = _load_npy(folder / VECTORS_FILE, mmap=True)
+        matrix = load_npy(folder / VECTORS_FILE, mmap=True, advice=REBUILD_ADVICE)
         if matrix.dtype != np.float32 or matrix.shape != (n, self.dim):
             raise DataError(
                 folder / VECTORS_FILE,

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from retrieval.config import Config, config_from_dict
+from retrieval.errors import ConfigError, MissingFileError, RunExistsError
 from retrieval.fileio import write_text_atomic
 from retrieval.runs.checkpoint import load_checkpoint, save_checkpoint, state_fingerprint
 
@@ -83,9 +84,9 @@ class RunFolder:
         out = Path(out)
         last = checkpoint_dir(out) / "last.ckpt"
         if resume and not last.exists():
-            raise FileNotFoundError(f"{last}: nothing to resume; start the run without --resume")
+            raise MissingFileError(last, "nothing to resume; start the run without --resume")
         if not resume and last.exists():
-            raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+            raise RunExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         if config.train.num_threads:
             torch.set_num_threads(config.train.num_threads)
         out.mkdir(parents=True, exist_ok=True)
@@ -97,7 +98,7 @@ class RunFolder:
         payload = load_checkpoint(checkpoint_dir(self.path) / "last.ckpt")
         changed = config_changes(config_from_dict(payload["config"]), self.config)
         if changed:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.path} was trained with a different config ({', '.join(changed)}); only train.epochs may "
                 "change when resuming: train into another --out"
             )

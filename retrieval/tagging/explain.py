@@ -43,6 +43,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from retrieval.encoders.backbones.attention import CNNSA, MusicTaggingTransformer, SpecTNT
+from retrieval.errors import InputError
 from retrieval.fileio import atomic_path
 from retrieval.tagging.model import TaggingModel
 
@@ -71,7 +72,7 @@ def _temporal_attentions(model: TaggingModel) -> list[nn.MultiheadAttention]:
         return [block.temporal.attention for block in backbone.tnt_blocks]
     if isinstance(backbone, (CNNSA, MusicTaggingTransformer)):
         return [layer.attention for layer in backbone.encoder.layers]
-    raise ValueError(f"backbone {backbone.name or type(backbone).__name__!r} has no attention over time; "
+    raise InputError(f"backbone {backbone.name or type(backbone).__name__!r} has no attention over time; "
                      f"attention heat maps need one of {[cls.name for cls in ATTENTION_BACKBONES]}")
 
 
@@ -259,7 +260,7 @@ def _pick_tags(vocabulary: list[str], probabilities: torch.Tensor, tags: Sequenc
     if unknown:
         hints = {tag: difflib.get_close_matches(tag, vocabulary, n=SUGGESTIONS) for tag in unknown}
         said = "; ".join(f"{tag!r} (close: {close})" if close else repr(tag) for tag, close in hints.items())
-        raise ValueError(f"unknown tag(s) {said}; the run's {len(vocabulary)} tags include "
+        raise InputError(f"unknown tag(s) {said}; the run's {len(vocabulary)} tags include "
                          f"{vocabulary[:2 * SUGGESTIONS]}")
     return [position[tag] for tag in dict.fromkeys(tags)]
 

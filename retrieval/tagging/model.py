@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from retrieval.encoders.audio import MelBackbone
 from retrieval.encoders.backbones import build_audio_encoder
+from retrieval.encoders.backbones.base import Backbone
 
 __all__ = ["TaggingModel", "build_tagging_model"]
 
@@ -23,12 +23,12 @@ class TaggingModel(nn.Module):
     """Backbone + linear tag head (trained with binary cross-entropy on the logits).
 
     Args:
-        backbone: any :class:`MelBackbone` (``retrieval.encoders.backbones.AUDIO_BACKBONES``).
+        backbone: any :class:`Backbone` (``retrieval.encoders.backbones.AUDIO_BACKBONES``).
         n_tags: number of tags (outputs).
         dropout: dropout before the linear head.
     """
 
-    def __init__(self, backbone: MelBackbone, n_tags: int, dropout: float = 0.5):
+    def __init__(self, backbone: Backbone, n_tags: int, dropout: float = 0.5):
         super().__init__()
         self.backbone = backbone
         self.n_tags = int(n_tags)

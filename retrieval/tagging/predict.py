@@ -23,7 +23,7 @@ def split_probabilities(model: TaggingModel, data: ExperimentData, split: str, n
     """(n_tracks, n_tags) whole-track probabilities of every track of ``split`` (from the feature cache)."""
     model.eval()
     n = len(data.splits[split].ids)
-    out = [model.predict_crops(data.track_inputs(split, range(s, min(s + batch_size, n)), n_crops).mel)
+    out = [model.predict_crops(data.track_inputs(split, range(s, min(s + batch_size, n)), n_crops).features)
            for s in range(0, n, batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, model.n_tags), dtype=np.float32)
 

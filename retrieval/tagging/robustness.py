@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from retrieval.augment import PERTURBATIONS, Perturbation, get_perturbation
-from retrieval.errors import AudioError, ConfigError
+from retrieval.errors import AudioError, ConfigError, InputError
 from retrieval.fileio import write_text_atomic
 from retrieval.runs import Run, load_run
 from retrieval.tagging.predict import tagging_summary
@@ -184,7 +184,7 @@ def _evaluate_run(loaded: Run, split: str, conditions: list[tuple[Perturbation, 
     ids, paths, labels, missing = _split_tracks(loaded, split, max_tracks)
     probabilities, kept = _run_probabilities(loaded, ids, paths, [None, *conditions], seed, device, progress)
     if not kept:
-        raise ValueError(f"{loaded.folder}: no track of the {split!r} split of {loaded.config.data.root} has readable "
+        raise InputError(f"{loaded.folder}: no track of the {split!r} split of {loaded.config.data.root} has readable "
                          "audio; check the corpus's audio/ folder")
     labels = labels[kept]
     clean, *perturbed = (_scores(p, labels, loaded) for p in probabilities)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from retrieval.config import Config, config_from_dict, expand_path
 from retrieval.data.assembly import SPLITS, ExperimentData, config_corpus, feature_store, prepare_data
 from retrieval.data.vocabulary import Vocabulary
+from retrieval.errors import ConfigError, DataError, InputError, MissingFileError
 from retrieval.fileio import write_text_atomic
 from retrieval.runs import RunFolder, TrainState, build_model, checkpoint_dir, load_run, run_is_complete, tagging_args
 from retrieval.tagging.model import TaggingModel
@@ -50,7 +51,7 @@ def _pseudo_labels(teacher_path: Path, student: Config, ids: list[str], vocabula
     """The teacher's whole-track probabilities for ``ids`` (clean input, its own front end) → (n, n_tags)."""
     teacher = load_run(teacher_path, task="tagging")
     if teacher.vocabulary.tags != vocabulary.tags:
-        raise ValueError(f"teacher {teacher_path} was trained on other tags than this corpus's; train the teacher "
+        raise InputError(f"teacher {teacher_path} was trained on other tags than this corpus's; train the teacher "
                          "on the same corpus and splits")
     config = teacher.config
     if expand_path(config.data.root) != expand_path(student.data.root):
@@ -73,8 +74,8 @@ class _NoisyBatches:
         ids = [*data.splits["train"].ids, *data.splits[UNLABELED].ids]
         self.waves, missing = feature_store(config_corpus(config), ids, WaveConfig(rate), progress)
         if missing:
-            raise ValueError(f"{len(missing)} tracks lost their audio between feature caches (e.g. "
-                             f"{sorted(missing)[:3]}); rebuild the corpus")
+            raise DataError(config.data.root, f"{len(missing)} tracks lost their audio between feature caches "
+                            f"(e.g. {sorted(missing)[:3]}); rebuild the corpus")
         self.samples = model.backbone.input_samples
         self.augment = Augment(rate) if config.tagging.augment else None
         self.data = data
@@ -98,16 +99,17 @@ class _NoisyBatches:
 def train_tagging_run(config: Config, out: str | Path, resume: bool = False, progress: bool = True) -> TrainState:
     """Train the tagger of ``config`` (``task: tagging``) into run folder ``out`` (see the module docstring)."""
     if config.task != "tagging":
-        raise ValueError(f"config task is {config.task!r}; train it with retrieval.training.experiment.train_run")
+        raise ConfigError(f"task: the config's task is {config.task!r}; train it with "
+                          "retrieval.training.experiment.train_run")
     noisy = config.tagging.teacher is not None
     if noisy and not expand_path(config.tagging.teacher).exists():
-        raise FileNotFoundError(f"tagging.teacher: {config.tagging.teacher} does not exist; train the teacher "
-                                "first (retrieval train --config configs/tagging/<backbone>.yaml --out RUN)")
+        raise MissingFileError(config.tagging.teacher, "does not exist; train the teacher first (retrieval train "
+                               "--config tagging/<backbone> --out RUN)", key="tagging.teacher")
     folder = RunFolder.open(config, out, resume)
     splits = (*SPLITS, UNLABELED) if noisy else SPLITS
     data, _ = prepare_data(config, progress=progress, need_listening=False, splits=splits)
     if noisy and not data.splits[UNLABELED].ids:
-        raise ValueError(f"{config.data.root}: the corpus has no '{UNLABELED}' split for the noisy student")
+        raise DataError(config.data.root, f"the corpus has no '{UNLABELED}' split for the noisy student")
     args = tagging_args(config, len(data.vocabulary.tags))
     torch.manual_seed(config.train.seed)
     model = build_model(args, "tagging")
@@ -123,7 +125,7 @@ def train_tagging_run(config: Config, out: str | Path, resume: bool = False, pro
             logits = model(waves)
         else:
             rows = torch.randint(len(data.splits["train"].ids), (config.train.batch_size,), generator=generator)
-            logits = model.forward_features(data.random_inputs("train", rows, generator).mel)
+            logits = model.forward_features(data.random_inputs("train", rows, generator).features)
             targets = labels[rows].float()
         return {"loss": F.binary_cross_entropy_with_logits(logits, targets), "clips": len(targets)}
 

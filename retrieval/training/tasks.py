@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from retrieval.config import Config, load_config
+from retrieval.errors import MissingFileError
 from retrieval.runs import TrainState
 
 
@@ -16,7 +17,7 @@ def run_task(run: str | Path) -> str:
     """The task of a run folder, from its ``config.yaml``."""
     path = Path(run) / "config.yaml"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: not a run folder (no config.yaml); train one with `retrieval train`")
+        raise MissingFileError(path, "not a run folder (no config.yaml); train one with `retrieval train`")
     return load_config(path).task
 
 

@@ -12,8 +12,9 @@ from torch import nn
 
 from retrieval.audio import MelConfig, WaveConfig, front_end
 from retrieval.config import AudioSettings
-from retrieval.encoders.audio import InputSettings, MelBackbone, ShortChunkCNN, ShortChunkResNet
 from retrieval.encoders.backbones import AUDIO_BACKBONES, backbone_arguments, backbone_input, build_audio_encoder
+from retrieval.encoders.backbones.base import Backbone, InputSettings
+from retrieval.encoders.backbones.short_chunk import ShortChunkCNN, ShortChunkResNet
 from retrieval.errors import ConfigError
 
 OUTPUT_DIM = 12
@@ -50,12 +51,12 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def tiny(name: str, **kwargs) -> MelBackbone:
+def tiny(name: str, **kwargs) -> Backbone:
     torch.manual_seed(0)  # parameter init only; the code under test takes no global randomness
     return build_audio_encoder(name, output_dim=OUTPUT_DIM, **{**TINY[name], **kwargs})
 
 
-def features(model: MelBackbone, batch: int, frames: int, seed: int = 0) -> torch.Tensor:
+def features(model: Backbone, batch: int, frames: int, seed: int = 0) -> torch.Tensor:
     """Random features of the model's front end: (batch, n_mels, frames) (n_mels = 1 for a waveform)."""
     return torch.randn(batch, model.mel.n_mels, frames, generator=torch.Generator().manual_seed(seed))
 

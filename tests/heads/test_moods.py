@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +15,11 @@ from retrieval.heads.moods import (
     MoodConfig,
     build_mood_model,
     evaluate_moods,
-    evaluate_moods_command,
     load_mood_config,
     load_mood_dataset,
     write_miniature,
 )
-from retrieval.heads.tagger import Tagger
+from retrieval.heads.probe import Tagger
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "moods"
 TINY = MoodConfig(n_layers=2, hidden_dim=64, lr=1e-3, batch_size=32, epochs=25, patience=8)
@@ -147,16 +145,6 @@ def test_mlp_learns_the_miniature_well_above_chance(mini: Path, tmp_path: Path) 
     assert result["test"]["pr_auc"] > chance + 0.4 and result["test"]["roc_auc"] > 0.85
     assert result["n_train"] + result["n_valid"] + result["n_test"] == 300 and result["n_moods"] == 12
     assert (tmp_path / "tp.pt").exists()
-
-
-def test_command_runs_every_feature_set_and_prints_json(mini: Path) -> None:
-    text = evaluate_moods_command(mini, list(FEATURE_SETS), None, CONFIGS / "tiny.yaml",
-                                  overrides=["epochs=3"], as_json=True)
-    results = json.loads(text)
-    assert list(results) == list(FEATURE_SETS)
-    assert [results[name]["dim"] for name in FEATURE_SETS] == list(FEATURE_SETS.values())
-    table = evaluate_moods_command(mini, "mcn_mtt", None, CONFIGS / "tiny.yaml", overrides=["epochs=2"])
-    assert table.splitlines()[0].split()[:3] == ["features", "dim", "AP"] and "mcn_mtt" in table
 
 
 def test_run_comparison_gives_one_row_per_feature_kind(tiny_run: Path) -> None:

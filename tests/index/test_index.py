@@ -22,8 +22,8 @@ from retrieval.index import (
     read_catalogue,
     write_catalogue,
 )
-from retrieval.index.base import REBUILD_COMMAND
 from retrieval.index.exact import top_k
+from retrieval.index.folder import REBUILD_COMMAND
 
 K = 10
 RECALL_BAR = 0.95

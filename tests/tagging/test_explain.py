@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from retrieval.encoders.audio import ShortChunkCNN
 from retrieval.encoders.backbones.attention import CNNSA, MusicTaggingTransformer, SpecTNT
+from retrieval.encoders.backbones.short_chunk import ShortChunkCNN
 from retrieval.tagging.explain import _crops, _recording, _temporal_attentions, explain, tag_attention
 from retrieval.tagging.model import TaggingModel
 

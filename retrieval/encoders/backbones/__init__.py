@@ -1,7 +1,8 @@
 """Every audio backbone of the seed papers, by name, and how a config selects and sizes one.
 
 Modules:
-    ../audio.py   the base class :class:`MelBackbone`, Short-chunk CNN and Short-chunk ResNet (REFERENCE §1, §3).
+    base          the base class :class:`Backbone` (front end → blocks → head → global max), ``InputSettings``.
+    short_chunk   Short-chunk CNN and Short-chunk ResNet, the retrieval paper's towers (REFERENCE §1, §3).
     cnn           FCN, Musicnn, CRNN, Harmonic CNN (SMC 2020 benchmark settings).
     sample_cnn    SampleCNN and SampleCNN + SE (raw waveform).
     attention     self-attention tagger (CNNSA), Music Tagging Transformer, SpecTNT.
@@ -24,35 +25,36 @@ import inspect
 from typing import Any
 
 from retrieval.audio import FrontEndConfig
-from retrieval.encoders.audio import InputSettings, MelBackbone, ShortChunkCNN, ShortChunkResNet
 from retrieval.encoders.backbones.attention import CNNSA, MusicTaggingTransformer, SpecTNT
+from retrieval.encoders.backbones.base import Backbone, InputSettings
 from retrieval.encoders.backbones.cnn import CRNN, FCN, HarmonicCNN, Musicnn
 from retrieval.encoders.backbones.sample_cnn import SampleCNN, SampleCNNSE
+from retrieval.encoders.backbones.short_chunk import ShortChunkCNN, ShortChunkResNet
 from retrieval.errors import ConfigError
 
 __all__ = ["AUDIO_BACKBONES", "backbone_arguments", "backbone_input", "build_audio_encoder"]
 
-#: Audio backbones by name. Register a new one here (a :class:`MelBackbone` subclass with a unique ``name``).
-AUDIO_BACKBONES: dict[str, type[MelBackbone]] = {
+#: Audio backbones by name. Register a new one here (a :class:`Backbone` subclass with a unique ``name``).
+AUDIO_BACKBONES: dict[str, type[Backbone]] = {
     cls.name: cls
     for cls in (FCN, Musicnn, CRNN, SampleCNN, SampleCNNSE, ShortChunkCNN, ShortChunkResNet, HarmonicCNN, CNNSA,
                 MusicTaggingTransformer, SpecTNT)
 }
 
 
-def _backbone(name: str) -> type[MelBackbone]:
+def _backbone(name: str) -> type[Backbone]:
     if name not in AUDIO_BACKBONES:
         raise ConfigError(f"unknown audio backbone {name!r}; choose one of {sorted(AUDIO_BACKBONES)}")
     return AUDIO_BACKBONES[name]
 
 
-def build_audio_encoder(name: str, **kwargs: Any) -> MelBackbone:
+def build_audio_encoder(name: str, **kwargs: Any) -> Backbone:
     """Build a registered backbone from its constructor arguments.
 
     Args:
         name: a key of :data:`AUDIO_BACKBONES`.
         **kwargs: the backbone's constructor arguments; ``mel`` may be front-end settings or their dict form (as
-            stored by :meth:`MelBackbone.config` and in checkpoints); omitted ones take the paper's values.
+            stored by :meth:`Backbone.config` and in checkpoints); omitted ones take the paper's values.
 
     Raises:
         ConfigError: an unknown name (the message lists the valid ones) or an argument the backbone does not take.

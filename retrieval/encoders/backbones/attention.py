@@ -1,6 +1,6 @@
 """Attention taggers as audio towers: CNNSA, Music Tagging Transformer and SpecTNT (REFERENCE §3–§6).
 
-All three subclass :class:`retrieval.encoders.audio.MelBackbone`, so each owns its mel front end and a
+All three subclass :class:`retrieval.encoders.backbones.base.Backbone`, so each owns its mel front end and a
 checkpoint rebuilds it from ``describe()``. They share one shape of computation::
 
     mel (B, n_mels, frames) ─input BN─▶ residual conv blocks (pools per block) ─▶ (B, C, F', T')
@@ -38,7 +38,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from retrieval.audio import MelConfig
-from retrieval.encoders.audio import InputSettings, MelBackbone, ResidualBlock, input_settings
+from retrieval.encoders.backbones.base import Backbone, InputSettings, input_settings
+from retrieval.encoders.backbones.short_chunk import ResidualBlock
 from retrieval.errors import ConfigError
 
 __all__ = ["CNNSA", "MusicTaggingTransformer", "SpecTNT"]
@@ -124,7 +125,7 @@ class _Encoder(nn.Module):
         return self.final_norm(x), torch.stack(maps, dim=1)
 
 
-class _ConvTransformerBackbone(MelBackbone):
+class _ConvTransformerBackbone(Backbone):
     """Residual conv blocks with per-block pools, then tokens; subclasses add the Transformer part."""
 
     def __init__(self, mel: MelConfig | Mapping[str, Any] | None, output_dim: int, channels: Sequence[int],
@@ -133,7 +134,7 @@ class _ConvTransformerBackbone(MelBackbone):
         if len(pools) != len(tuple(channels)) or min(min(p) for p in pools) < 1:
             raise ConfigError(f"{type(self).__name__}: give one positive (freq, time) pool per block; got "
                               f"{len(tuple(channels))} channels and pools {pools}")
-        # make_block (called by MelBackbone.__init__, block by block) reads these plain attributes.
+        # make_block (called by Backbone.__init__, block by block) reads these plain attributes.
         self.pools = pools
         self._blocks_made = 0
         super().__init__(mel, output_dim, channels, input_frames)

@@ -1,4 +1,4 @@
-"""Tagging CNNs of the SMC 2020 benchmark (Won et al., REFERENCE §3) as :class:`MelBackbone` audio towers.
+"""Tagging CNNs of the SMC 2020 benchmark (Won et al., REFERENCE §3) as :class:`Backbone` audio towers.
 
 All four take 16 kHz audio, a 512-point FFT with hop 256 and dB-scaled mels, and map
 (B, n_mels, frames) → (B, output_dim) in ``forward_features``:
@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from retrieval.audio import MelConfig
-from retrieval.encoders.audio import IndexedBackbone, InputSettings, input_settings
+from retrieval.encoders.backbones.base import IndexedBackbone, InputSettings, input_settings
 from retrieval.errors import ConfigError
 
 __all__ = ["CRNN", "FCN", "HarmonicCNN", "Musicnn", "smc2020_mel"]

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from retrieval.audio import WaveConfig
-from retrieval.encoders.audio import IndexedBackbone, InputSettings, input_settings
+from retrieval.encoders.backbones.base import IndexedBackbone, InputSettings, input_settings
 from retrieval.errors import ConfigError
 
 __all__ = ["SampleCNN", "SampleCNNSE"]

@@ -13,7 +13,7 @@ Artist groups come from :func:`retrieval.heads.artist_factors.artist_group_targe
 artists only. :func:`run_artist_factor_comparison` runs it all on a corpus folder and writes the table.
 
 Example:
-    >>> config = load_artist_factor_config("configs/artist_factors/demo.yaml")  # doctest: +SKIP
+    >>> config = load_artist_factor_config("artist_factors/demo")  # doctest: +SKIP
     >>> result = run_artist_factor_comparison("~/.cache/retrieval/demo/corpus", "runs/af", config)  # doctest: +SKIP
     >>> print(result["markdown"])  # doctest: +SKIP
 """
@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from retrieval.audio import MelConfig
-from retrieval.errors import ConfigError
+from retrieval.errors import ConfigError, InputError
 from retrieval.fileio import write_text_atomic
 from retrieval.heads.artist_factors import (
     FACTOR_NAMES,
@@ -42,7 +42,7 @@ from retrieval.heads.artist_factors import (
     artist_means,
     tag_profiles,
 )
-from retrieval.heads.artist_groups.inputs import NO_GENRE, TrackInputs, demo_inputs
+from retrieval.heads.artist_groups.inputs import NO_GENRE, ArtistGroupInputs, demo_inputs
 from retrieval.heads.artist_groups.networks import build_patch_classifier
 from retrieval.heads.artist_groups.training import (
     classification_scores,
@@ -129,31 +129,22 @@ class ArtistFactorConfig:
 
 def load_artist_factor_config(path: str | os.PathLike[str] | None = None,
                               overrides: Sequence[str] = ()) -> ArtistFactorConfig:
-    """Read a YAML config (None: defaults) and apply ``key=value`` overrides (e.g. ``"epochs=2"``).
+    """Read a YAML config (a path or a shipped name such as ``"artist_factors/demo"``; None: defaults) and apply
+    ``key=value`` overrides (e.g. ``"epochs=2"``). Read by :func:`retrieval.config.read_yaml_with_extends`.
 
     Raises:
         ConfigError: a missing file, invalid YAML, an unknown key or a bad value (named).
     """
-    import yaml
+    from retrieval.config import from_dict, merge, parse_overrides, read_yaml_with_extends, resolve_config
 
-    from retrieval.config import from_dict, merge, parse_overrides
-
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found; see configs/artist_factors/")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    raw = read_yaml_with_extends(resolve_config(path)) if path is not None else {}
     try:
         return from_dict(ArtistFactorConfig, merge(raw, parse_overrides(overrides)))
     except ConfigError as error:
         raise ConfigError(f"{path or 'config'}: {error}") from None
 
 
-def _factor_features(inputs: TrackInputs, factors: Sequence[str]) -> tuple[dict[str, pd.DataFrame], list[str]]:
+def _factor_features(inputs: ArtistGroupInputs, factors: Sequence[str]) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """Artist features of each requested factor the inputs support; notes for the ones skipped."""
     features, notes = {}, []
     for name in factors:
@@ -168,7 +159,7 @@ def _factor_features(inputs: TrackInputs, factors: Sequence[str]) -> tuple[dict[
     return features, notes
 
 
-def compare_schemes(inputs: TrackInputs, config: ArtistFactorConfig, device: str | torch.device = "cpu",
+def compare_schemes(inputs: ArtistGroupInputs, config: ArtistFactorConfig, device: str | torch.device = "cpu",
                     progress: bool = False) -> dict[str, Any]:
     """Train every scheme on ``inputs``' train tracks and score genre prediction on its test tracks.
 
@@ -177,7 +168,7 @@ def compare_schemes(inputs: TrackInputs, config: ArtistFactorConfig, device: str
         "counts": {...}, "notes": [...]}``.
 
     Raises:
-        ValueError: no training or test track has a genre.
+        InputError: no training or test track has a genre.
     """
     from tqdm.auto import tqdm
 
@@ -186,7 +177,7 @@ def compare_schemes(inputs: TrackInputs, config: ArtistFactorConfig, device: str
     genre_train = np.flatnonzero(is_train & has_genre)
     genre_test = np.flatnonzero((inputs.splits == TEST_SPLIT) & has_genre)
     if genre_train.size == 0 or genre_test.size == 0:
-        raise ValueError(f"need train and test tracks with a genre; got {genre_train.size} and {genre_test.size}")
+        raise InputError(f"need train and test tracks with a genre; got {genre_train.size} and {genre_test.size}")
     features, notes = _factor_features(inputs, config.factors)
     fit_artists = np.unique(inputs.artists[is_train])
     targets = artist_group_targets(inputs.artists, features, config.n_groups, config.seed,

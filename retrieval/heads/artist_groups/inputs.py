@@ -25,7 +25,7 @@ from retrieval.audio import MelConfig, MelSpectrogram, equally_spaced_crops, loa
 from retrieval.errors import AudioError, DataError
 from retrieval.heads.artist_factors import AudioStatistics
 
-__all__ = ["DEMO_TOP_GENRES", "NO_GENRE", "TrackInputs", "demo_inputs", "demo_top_genres", "extract_audio_inputs"]
+__all__ = ["DEMO_TOP_GENRES", "NO_GENRE", "ArtistGroupInputs", "demo_inputs", "demo_top_genres", "extract_audio_inputs"]
 
 #: Genre index of a track without a genre target.
 NO_GENRE = -1
@@ -49,7 +49,7 @@ DEMO_TOP_GENRES: dict[str, tuple[str, ...]] = {
 
 
 @dataclass
-class TrackInputs:
+class ArtistGroupInputs:
     """Per-track inputs of the comparison, rows aligned.
 
     Attributes:
@@ -162,8 +162,8 @@ def demo_inputs(
     listening_iterations: int,
     seed: int,
     progress: bool = False,
-) -> TrackInputs:
-    """Build :class:`TrackInputs` for a corpus folder in the MSD500 layout (the demo corpus).
+) -> ArtistGroupInputs:
+    """Build :class:`ArtistGroupInputs` for a corpus folder in the MSD500 layout (the demo corpus).
 
     Needs ``splits/`` and ``audio/``; the listening factor is built when ``train_triplets.txt`` exists.
     Tracks without readable audio are dropped and listed in ``skipped``.
@@ -198,7 +198,7 @@ def demo_inputs(
         row = pd.Index(factors.items).get_indexer(ids)
         listening = np.where(row[:, None] >= 0, factors.vectors[row], 0.0).astype(np.float32)
         valid = (row >= 0) & factors.has_data[row]
-    return TrackInputs(
+    return ArtistGroupInputs(
         track_ids=tuple(ids),
         artists=corpus.tracks.loc[ids, "artist"].to_numpy().astype(str),
         splits=np.array([split_of[i] for i in ids]),

@@ -8,7 +8,7 @@ One class covers every network of the comparison (:mod:`retrieval.heads.artist_g
 - the multi-task-learning network: one trunk, ``heads = {"audio": K, "tags": K, "listening": K}``;
 - the direct genre network: ``heads = {"genre": n_genres}``.
 
-The trunk is a :class:`retrieval.encoders.audio.ShortChunkCNN` (its 1×1-conv head gives the penultimate
+The trunk is a :class:`retrieval.encoders.backbones.short_chunk.ShortChunkCNN` (its 1×1-conv head gives the penultimate
 ``feature_dim`` features, globally max-pooled), so patches of any length ≥ 1 frame work.
 """
 
@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from retrieval.audio import MelConfig
-from retrieval.encoders.audio import MelBackbone
 from retrieval.encoders.backbones import build_audio_encoder
+from retrieval.encoders.backbones.base import Backbone
 from retrieval.errors import ConfigError
 
 __all__ = ["DEFAULT_BACKBONE", "PatchClassifier", "build_patch_classifier"]
@@ -41,7 +41,7 @@ class PatchClassifier(nn.Module):
         ``forward``: (B, n_mels, frames) → {task: (B, n_classes[task]) logits}.
     """
 
-    def __init__(self, trunk: MelBackbone, n_classes: Mapping[str, int]):
+    def __init__(self, trunk: Backbone, n_classes: Mapping[str, int]):
         super().__init__()
         if not n_classes or min(n_classes.values()) < 2:
             raise ConfigError(f"every task needs at least 2 classes, got {dict(n_classes)}")

@@ -1,34 +1,19 @@
-"""Audio towers: waveform → features (log-mel, or the samples) → network → one ``output_dim`` vector per clip.
+"""The base class of every audio backbone, and the input settings each one records.
 
-Every backbone owns its preprocessing (its first layer, ``frontend``, is :class:`retrieval.audio.MelSpectrogram`
-or, for sample-level models, the identity on the waveform), so a checkpoint that stores ``name`` +
-:meth:`MelBackbone.config` rebuilds a model that features audio exactly as in training::
+Every backbone owns its preprocessing (its first layer, ``frontend``, is :func:`retrieval.audio.front_end` of its
+settings: a :class:`~retrieval.audio.MelSpectrogram`, or the identity on the waveform for sample-level models), so
+a checkpoint that stores ``name`` + :meth:`Backbone.config` rebuilds a model that features audio exactly as in
+training::
 
     wave (B, T) ─frontend─▶ features (B, n_mels, frames) ─forward_features─▶ (B, output_dim)
 
-This module holds the base class and the Short-chunk models of the retrieval paper (REFERENCE §1, §3); every
-other backbone of the seed papers lives in :mod:`retrieval.encoders.backbones`, whose ``AUDIO_BACKBONES`` is the
-one registry of all of them (by name) and whose ``build_audio_encoder`` builds any of them.
+:class:`Backbone` ``forward_features``: unsqueeze → BatchNorm2d(1) → blocks (each halves frequency and time)
+→ 1×1 conv to output_dim → BatchNorm2d → ReLU → max over frequency and time. Subclasses replace the blocks
+(:meth:`Backbone.make_block`; :class:`IndexedBackbone` when a block depends on its position), the head or all of
+``forward_features``. Every subclass is registered by ``name`` in :data:`retrieval.encoders.backbones.AUDIO_BACKBONES`.
 
-:class:`MelBackbone` ``forward_features``: unsqueeze → BatchNorm2d(1) → blocks (each halves frequency and time)
-→ 1×1 conv to output_dim → BatchNorm2d → ReLU → max over frequency and time. Subclasses replace the blocks, the
-head or all of ``forward_features``.
-
-- ``short_chunk_cnn`` (:class:`ShortChunkCNN`): 3×3 conv → BN → ReLU → 2×2 max-pool.
-- ``short_chunk_resnet`` (:class:`ShortChunkResNet`): a residual pair of 3×3 convs, then 2×2 max-pool.
-
-With the paper's input (128 mels × 173 frames ≈ 4 s) seven blocks reduce frequency to 1 and time to 2. Pooling
-uses ``ceil_mode`` so any input of at least one frame works: a dimension that reaches 1 stays 1, and the final
-global max takes whatever is left.
-
-Each backbone records its input: :meth:`MelBackbone.paper_settings` (front end and crop of its paper, the
-defaults when ``mel`` / ``input_frames`` are not given) and ``DEMO`` (the CPU-sized variant).
-
-Example:
-    >>> from retrieval.audio import MelConfig
-    >>> model = ShortChunkCNN(mel=MelConfig(), channels=(8, 8, 16, 16, 16, 16, 32))
-    >>> model.eval()(torch.zeros(2, model.input_samples)).shape
-    torch.Size([2, 256])
+Each backbone records its input: :meth:`Backbone.paper_settings` (front end and crop of its paper, the defaults
+when ``mel`` / ``input_frames`` are not given) and ``DEMO`` (the CPU-sized variant).
 """
 
 from __future__ import annotations
@@ -43,29 +28,12 @@ from torch import nn
 from retrieval.audio import FrontEndConfig, MelConfig, WaveConfig, front_end
 from retrieval.errors import ConfigError
 
-__all__ = [
-    "DEMO_MEL",
-    "PAPER_CHANNELS",
-    "IndexedBackbone",
-    "InputSettings",
-    "MelBackbone",
-    "ResidualBlock",
-    "ShortChunkCNN",
-    "ShortChunkResNet",
-    "input_settings",
-]
+__all__ = ["PAPER_CHANNELS", "Backbone", "IndexedBackbone", "InputSettings", "input_settings"]
 
 #: Channels of the seven blocks in the paper's Short-chunk CNN (and the SMC 2020 Short-chunk ResNet).
 PAPER_CHANNELS: tuple[int, ...] = (128, 128, 256, 256, 256, 256, 512)
 #: Training crop of the paper: 173 frames ≈ 4 s at 22,050 Hz with hop 512.
 PAPER_INPUT_FRAMES = 173
-KERNEL_SIZE = 3
-POOL_SIZE = 2
-
-
-def _pool(size: int | tuple[int, int] = POOL_SIZE) -> nn.MaxPool2d:
-    """Max-pool (2×2 by default) that keeps a size-1 dimension at 1 (ceil mode) instead of failing on short inputs."""
-    return nn.MaxPool2d(size, ceil_mode=True)
 
 
 class InputSettings(NamedTuple):
@@ -89,12 +57,9 @@ def input_settings(mel: FrontEndConfig, seconds: float | None = None, frames: in
     return InputSettings(mel, mel.samples_for_frames(frames), frames)
 
 
-#: The demo's mel front end (64 bands at 22,050 Hz): cheap enough to train on a 2-core CPU in minutes.
-DEMO_MEL = MelConfig(n_mels=64)
 
-
-class MelBackbone(nn.Module):
-    """Base class: mel front end, input BatchNorm, a stack of blocks, a 1×1-conv head and global max pooling.
+class Backbone(nn.Module):
+    """Base class: front end, input BatchNorm, a stack of blocks, a 1×1-conv head and global max pooling.
 
     Args:
         mel: the front-end settings (sample rate, FFT, hop, mel bands, log scale).
@@ -103,7 +68,8 @@ class MelBackbone(nn.Module):
         input_frames: the training crop length in mel frames (recorded for crops; any length is accepted).
 
     Attributes:
-        frontend: :class:`MelSpectrogram` mapping (B, T) waves to (B, n_mels, frames) log-mels.
+        frontend: ``front_end(mel)``, mapping (B, T) waves to (B, n_mels, frames) features (log-mels, or the
+            waveform as one row for a :class:`WaveConfig`).
         output_dim: as given.
         input_frames: as given; ``input_samples`` is the matching crop length in samples.
     """
@@ -227,10 +193,10 @@ class MelBackbone(nn.Module):
         return {"name": self.name, "config": self.config()}
 
 
-class IndexedBackbone(MelBackbone):
-    """A :class:`MelBackbone` whose blocks depend on their position (own pool size, own input width).
+class IndexedBackbone(Backbone):
+    """A :class:`Backbone` whose blocks depend on their position (own pool size, own input width).
 
-    :class:`MelBackbone` calls ``make_block(in, out)`` once per block, in order; this class counts the calls and
+    :class:`Backbone` calls ``make_block(in, out)`` once per block, in order; this class counts the calls and
     forwards to :meth:`make_indexed_block`. Subclasses set whatever that method reads (``pools``, ...) as plain
     attributes *before* ``super().__init__`` (allowed for non-tensor attributes of an ``nn.Module``).
     """
@@ -243,78 +209,3 @@ class IndexedBackbone(MelBackbone):
     def make_indexed_block(self, index: int, in_channels: int, out_channels: int) -> nn.Module:
         """Block ``index`` (0-based), mapping ``in_channels`` to ``out_channels``."""
         raise NotImplementedError
-
-
-class _ConvBlock(nn.Sequential):
-    """3×3 conv → BatchNorm → ReLU → 2×2 max-pool."""
-
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, KERNEL_SIZE, padding=KERNEL_SIZE // 2),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(),
-            _pool(),
-        )
-
-
-class ResidualBlock(nn.Module):
-    """y = pool(ReLU(BN(conv(ReLU(BN(conv(x))))) + shortcut(x))).
-
-    shortcut = identity, or 1×1 conv → BN where the channel count changes.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, pool: int | tuple[int, int] = POOL_SIZE):
-        super().__init__()
-        padding = KERNEL_SIZE // 2
-        self.residual = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, KERNEL_SIZE, padding=padding),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(),
-            nn.Conv2d(out_channels, out_channels, KERNEL_SIZE, padding=padding),
-            nn.BatchNorm2d(out_channels),
-        )
-        self.shortcut: nn.Module = nn.Identity()
-        if in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size=1),
-                                          nn.BatchNorm2d(out_channels))
-        self.relu = nn.ReLU()
-        self.pool = _pool(pool)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(self.relu(self.residual(x) + self.shortcut(x)))
-
-
-class ShortChunkCNN(MelBackbone):
-    """The paper's audio tower (Won et al. 2021, REFERENCE §1): blocks of 3×3 conv → BN → ReLU → 2×2 max-pool.
-
-    Defaults: channels 128, 128, 256, 256, 256, 256, 512; output 256; 173-frame crops. A narrow variant such
-    as ``channels=(32, 32, 64, 64, 64, 64, 128)`` trains on a laptop CPU in minutes.
-
-    Example:
-        >>> from retrieval.audio import MelConfig
-        >>> net = ShortChunkCNN(MelConfig(), output_dim=64, channels=(8,) * 7).eval()
-        >>> net.forward_mel(torch.zeros(3, 128, 50)).shape
-        torch.Size([3, 64])
-    """
-
-    name = "short_chunk_cnn"
-    DEMO: ClassVar[dict[str, Any]] = {"mel": DEMO_MEL, "channels": (16, 16, 32, 32, 32, 32, 64), "input_frames": 128}
-
-    def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
-        return _ConvBlock(in_channels, out_channels)
-
-
-class ShortChunkResNet(MelBackbone):
-    """Short-chunk ResNet (Won et al., SMC 2020, REFERENCE §3): residual blocks of two 3×3 convs.
-
-    Each block: conv → BN → ReLU → conv → BN, plus a shortcut (identity, or 1×1 conv → BN where the channel
-    count changes), ReLU, then 2×2 max-pool. The SMC 2020 code downsamples with a stride-2 first conv and a
-    strided 3×3 shortcut instead of pooling; max-pooling keeps this model's sizes identical to
-    :class:`ShortChunkCNN` (same inputs, same head) so the two swap freely.
-    """
-
-    name = "short_chunk_resnet"
-    DEMO: ClassVar[dict[str, Any]] = ShortChunkCNN.DEMO
-
-    def make_block(self, in_channels: int, out_channels: int) -> nn.Module:
-        return ResidualBlock(in_channels, out_channels)

@@ -10,7 +10,7 @@ import torch
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from retrieval.errors import DataError
-from retrieval.heads.tagger import (
+from retrieval.heads.probe import (
     NETWORKS,
     Standardize,
     Tagger,
@@ -143,7 +143,7 @@ def test_model_selection_keeps_the_best_validation_epoch() -> None:
 
 def test_frozen_features_and_train_head_on_a_run(tiny_run: Path, tmp_path: Path) -> None:
     from retrieval.heads.features import frozen_features, load_frozen_feature_kinds
-    from retrieval.heads.tagger import train_head_command
+    from retrieval.heads.probe import train_head
     from retrieval.runs import load_run
 
     run = load_run(tiny_run)
@@ -159,8 +159,8 @@ def test_frozen_features_and_train_head_on_a_run(tiny_run: Path, tmp_path: Path)
     np.testing.assert_allclose(np.linalg.norm(features["shared"]["test"].X, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(frozen_features(tiny_run, "test", "listening").X, features["listening"]["test"].X)
 
-    result = train_head_command(tiny_run, "genre", tmp_path / "genre.pt", features="shared",
-                                settings=TrainSettings(epochs=3, batch_size=16))
+    result = train_head(tiny_run, "genre", tmp_path / "genre.pt", features="shared",
+                        settings=TrainSettings(epochs=3, batch_size=16))
     head = Tagger.load(tmp_path / "genre.pt")
     assert head.tags == result["tags"] and head.info["task"] == "genre"
     assert set(result["test"]) >= {"pr_auc", "roc_auc", "per_tag"}

@@ -26,6 +26,8 @@ import numpy as np
 
 from retrieval.errors import AudioError, RetrievalError
 from retrieval.fileio import atomic_path, write_text_atomic
+from retrieval.index.catalogue import make_catalogue
+from retrieval.index.registry import DEFAULT_BACKEND, create_index
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 _HASH_BLOCK = 1 << 20
@@ -75,8 +77,6 @@ def find_audio_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def _write_index(out: Path, run, ids: Sequence[str], vectors: np.ndarray, catalogue, backend: str) -> None:
-    from retrieval.index import create_index
-
     index = create_index(backend, dim=vectors.shape[1], fingerprint=run.fingerprint)
     index.add(list(ids), vectors)
     index.build()
@@ -89,7 +89,7 @@ def index_folder(
     folder: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    backend: str = "annoy",
+    backend: str = DEFAULT_BACKEND,
     cache_dir: str | os.PathLike | None = None,
     batch_size: int = 8,
     progress: bool = True,
@@ -103,7 +103,6 @@ def index_folder(
 
     from retrieval import paths
     from retrieval.embedding import embed_crops, file_crops
-    from retrieval.index.base import make_catalogue
     from retrieval.runs import load_run
 
     run = load_run(run_dir)
@@ -158,7 +157,7 @@ def index_corpus(
     out: str | os.PathLike,
     *,
     corpus_root: str | os.PathLike | None = None,
-    backend: str = "annoy",
+    backend: str = DEFAULT_BACKEND,
     progress: bool = True,
 ) -> IndexReport:
     """Index every track of a corpus (all splits, the unlabeled one included) with its audio and listening
@@ -167,9 +166,8 @@ def index_corpus(
 
     from retrieval.config import expand_path
     from retrieval.data.corpus import load_corpus
-    from retrieval.data.features import MelStore
+    from retrieval.data.features import FeatureStore
     from retrieval.embedding import embed_batches
-    from retrieval.index.base import make_catalogue
     from retrieval.model import TrackInputs
     from retrieval.runs import load_run
 
@@ -179,14 +177,14 @@ def index_corpus(
     report = IndexReport(Path(out))
     ids = list(corpus.song_ids())
     audio_paths: dict[str, Path] = {}
-    mels = None
+    features = None
     if run.model.audio is not None:
         located = corpus.audio_locator().locate(ids)
         audio_paths = located.found
         for missing in located.missing:
             report.skipped[missing] = "no audio file"
-        mels = MelStore(Path(corpus.root) / "cache" / "mel", run.model.audio.mel)
-        for track_id, message in mels.build(located.found, progress=progress).items():
+        features = FeatureStore(Path(corpus.root) / "cache" / "mel", run.model.audio.mel)
+        for track_id, message in features.build(located.found, progress=progress).items():
             report.skipped[track_id] = message
     factors = has = None
     if run.model.listening_dim:
@@ -207,13 +205,15 @@ def index_corpus(
     )
 
     def inputs_for(batch: list[int]) -> TrackInputs:
-        mel = (
-            mels.track_crops([ids[r] for r in batch], run.model.audio.input_frames, config.eval.n_crops)
-            if mels
+        crops = (
+            features.track_crops([ids[r] for r in batch], run.model.audio.input_frames, config.eval.n_crops)
+            if features
             else None
         )
         return TrackInputs(
-            mel=mel, listening=None if listening is None else listening[batch], has_listening=has_listening[batch]
+            features=crops,
+            listening=None if listening is None else listening[batch],
+            has_listening=has_listening[batch],
         )
 
     vectors = embed_batches(run.model, len(ids), inputs_for, config.eval.batch_size).numpy()

@@ -1,9 +1,8 @@
-"""Audio in: decode any file to mono float32 at the model's rate, crop it, make a log-mel spectrogram.
+"""Decoding: any audio file (or any region of it) to mono float32 at the model's rate.
 
 The data flow of this module::
 
     file ──soundfile──▶ (frames, channels) at the file's rate ──mean──▶ mono ──resample──▶ mono at rate sr
-         ──▶ crops (random for training, equally spaced for evaluation) ──MelSpectrogram──▶ (n_mels, frames)
 
 One idea carries every reader here: *the file's resampled signal*. ``load_audio(path, sr)`` is defined as
 the whole file decoded, mixed to mono and resampled to ``sr`` in one go with
@@ -15,11 +14,8 @@ every ``o`` input samples to ``n`` output samples (``o / n`` = source rate / tar
 with a finite windowed-sinc kernel, so a region that starts on an ``o``-sample boundary and carries enough
 context on each side resamples to the very same numbers as the whole file does there.
 
-Example (the paper's evaluation input: 8 crops of 173 frames ≈ 4 s)::
-
-    config = MelConfig()                                     # 22,050 Hz, n_fft 1024, hop 512, 128 mels
-    crops = load_crops("song.mp3", config.sample_rate, config.samples_for_frames(173), n_crops=8)
-    mel = MelSpectrogram(config)(torch.from_numpy(crops))    # (8, 128, 173)
+:class:`RegionReader` does the work for every reader of the package (:func:`load_audio`, :func:`stream_audio`
+here; :func:`retrieval.audio.files.load_crops` and :func:`retrieval.audio.files.mel_of_file`).
 """
 
 from __future__ import annotations
@@ -30,16 +26,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, TypeVar
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio
 
-from retrieval.errors import AudioError, ConfigError
-
-ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+from retrieval.errors import AudioError
 
 SUPPORTED_FORMATS = ("WAV", "FLAC", "OGG", "MP3")
 """Container formats the readers are tested on (libsndfile decodes a few more)."""
@@ -85,8 +78,6 @@ _SEEK_RESET_FORMATS = ("OGG",)
 Ogg Vorbis file after a read returns wrong samples (measured errors up to 0.87 full scale over the first
 ~1,000 samples in a third of random trials); a seek from the start is exact."""
 
-_WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window}
-_LOG_SCALES = ("db", "log1p")
 # Truncation signatures in libsndfile's header log (``SoundFile.extra_info``); FLAC and MP3 cut short
 # are caught only when the missing part is decoded. A WAV cut short logs
 # "data : <declared bytes> (should be <bytes present>)".
@@ -94,221 +85,6 @@ _WAV_DATA_MISMATCH = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.M
 _WAV_SIZE_PLACEHOLDERS = (0, 0xFFFFFFFF)  # streaming writers leave these when they cannot seek back
 # An Ogg stream must end with a page flagged end-of-stream; a cut-short file's last page is not.
 _OGG_NO_END_OF_STREAM = "Last page lacks an end-of-stream bit"
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Mel front end
-# ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MelConfig:
-    """Settings of the log-mel front end; a checkpoint stores them so features never silently change.
-
-    Attributes:
-        sample_rate: Hz the audio is resampled to before the STFT.
-        n_fft: FFT size and window length, in samples (1024 = 46 ms at 22,050 Hz).
-        hop_length: samples between frames (512 = 23 ms at 22,050 Hz, ~43 frames per second).
-        n_mels: mel bands (HTK mel scale, no filter normalisation: torchaudio's defaults).
-        f_min: lowest mel filter edge, Hz.
-        f_max: highest mel filter edge, Hz; ``None`` means ``sample_rate / 2``.
-        window: STFT window, "hann" or "hamming".
-        log: compression of the power mel ``P``: "db" gives ``10 * log10(max(P, 1e-10))``, "log1p" gives
-            ``log(1 + P)``.
-        top_db: with "db", floor every spectrogram at ``its own max - top_db`` dB; ``None`` disables it.
-
-    Example:
-        >>> MelConfig().frames(22050 * 4)
-        173
-        >>> MelConfig().samples_for_frames(173)
-        88064
-    """
-
-    sample_rate: int = 22050
-    n_fft: int = 1024
-    hop_length: int = 512
-    n_mels: int = 128
-    f_min: float = 0.0
-    f_max: float | None = None
-    window: str = "hann"
-    log: str = "db"
-    top_db: float | None = None
-
-    def __post_init__(self) -> None:
-        for key in ("sample_rate", "n_fft", "hop_length", "n_mels"):
-            value = getattr(self, key)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"MelConfig.{key} must be a positive integer, got {value!r}")
-        nyquist = self.sample_rate / 2
-        f_max = nyquist if self.f_max is None else self.f_max
-        if not 0.0 < f_max <= nyquist:
-            raise ConfigError(
-                f"MelConfig.f_max must be in (0, sample_rate / 2 = {nyquist}] Hz, got {self.f_max}"
-            )
-        if not 0.0 <= self.f_min < f_max:
-            raise ConfigError(f"MelConfig.f_min must be in [0, f_max = {f_max}) Hz, got {self.f_min}")
-        if self.window not in _WINDOWS:
-            raise ConfigError(f"MelConfig.window must be one of {sorted(_WINDOWS)}, got {self.window!r}")
-        if self.log not in _LOG_SCALES:
-            raise ConfigError(f"MelConfig.log must be one of {list(_LOG_SCALES)}, got {self.log!r}")
-        if self.top_db is not None:
-            if self.log != "db":
-                raise ConfigError("MelConfig.top_db applies only to log='db'; set top_db to None for 'log1p'")
-            if not self.top_db > 0:
-                raise ConfigError(f"MelConfig.top_db must be a positive (dB) or None, got {self.top_db}")
-
-    def frames(self, n_samples: int) -> int:
-        """Frames torchaudio's centred STFT returns for ``n_samples`` samples.
-
-        ``frames = 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length``, i.e.
-        ``1 + n_samples // hop_length`` for an even ``n_fft``. Valid for ``n_samples > n_fft // 2``
-        (shorter inputs cannot be reflect-padded).
-        """
-        return 1 + (n_samples + 2 * (self.n_fft // 2) - self.n_fft) // self.hop_length
-
-    def samples_for_frames(self, n_frames: int) -> int:
-        """The fewest samples whose centred STFT has exactly ``n_frames`` frames (the inverse of ``frames``).
-
-        ``(n_frames - 1) * hop_length + n_fft - 2 * (n_fft // 2)``, raised to the reflect-padding minimum
-        ``n_fft // 2 + 1`` when smaller; 173 frames → 88,064 samples ≈ 3.99 s at 22,050 Hz. Up to
-        ``hop_length - 1`` more samples give the same number of frames.
-
-        Raises:
-            ValueError: no input length gives ``n_frames`` frames (e.g. 1 frame with the defaults: the
-                shortest valid input, 513 samples, already gives 2).
-        """
-        shortest = self.n_fft // 2 + 1
-        samples = max((n_frames - 1) * self.hop_length + self.n_fft - 2 * (self.n_fft // 2), shortest)
-        if self.frames(samples) != n_frames:
-            raise ValueError(
-                f"no input gives {n_frames} frames; the shortest valid input ({shortest} samples) "
-                f"gives {self.frames(shortest)}"
-            )
-        return samples
-
-
-class MelSpectrogram(torch.nn.Module):
-    """Waveform → log-compressed mel spectrogram; the first layer of every audio encoder.
-
-    ``torchaudio.transforms.MelSpectrogram`` (centred STFT with reflect padding, power 2) followed by the
-    log compression of ``config.log``. Each example is processed on its own — including ``top_db``, which
-    takes the maximum of each spectrogram, not of the batch as ``torchaudio.transforms.AmplitudeToDB`` does
-    for 3-D input — so the output for one track does not depend on what else is in the batch. It has no
-    trainable parameters and no randomness; move it with ``.to(device)``.
-
-    Args:
-        config: the front-end settings.
-
-    Shapes:
-        ``forward``: wave ``(B, T)`` (or ``(..., T)``) float32 → ``(B, n_mels, config.frames(T))`` float32.
-
-    Example:
-        >>> mel = MelSpectrogram(MelConfig())
-        >>> mel(torch.zeros(2, 88064)).shape
-        torch.Size([2, 128, 173])
-    """
-
-    def __init__(self, config: MelConfig):
-        super().__init__()
-        self.config = config
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=config.sample_rate,
-            n_fft=config.n_fft,
-            hop_length=config.hop_length,
-            f_min=config.f_min,
-            f_max=config.f_max,
-            n_mels=config.n_mels,
-            window_fn=_WINDOWS[config.window],
-            power=2.0,
-            center=True,
-            pad_mode="reflect",
-        )
-        # top_db is applied per example in ``apply_top_db``, never here.
-        self.to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=None)
-
-    def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
-        """Log-compressed mel without the ``top_db`` floor (element-wise, so it can be computed in blocks).
-
-        Args:
-            wave: ``(..., T)`` float32 samples at ``config.sample_rate``, ``T > n_fft // 2``.
-
-        Returns:
-            ``(..., n_mels, frames)`` float32.
-        """
-        min_samples = self.config.n_fft // 2 + 1
-        if wave.shape[-1] < min_samples:
-            raise ValueError(
-                f"a mel spectrogram needs at least {min_samples} samples (n_fft // 2 + 1), got "
-                f"{wave.shape[-1]}; pad short inputs first (see equally_spaced_crops / random_crop)"
-            )
-        power = self.mel(wave)
-        return self.to_db(power) if self.config.log == "db" else torch.log1p(power)
-
-    def apply_top_db(self, log_mel: torch.Tensor) -> torch.Tensor:
-        """Floor each spectrogram at its own maximum minus ``config.top_db`` dB (identity if it is None).
-
-        Args:
-            log_mel: ``(..., n_mels, frames)`` in dB.
-        """
-        if self.config.top_db is None:
-            return log_mel
-        floor = log_mel.amax(dim=(-2, -1), keepdim=True) - self.config.top_db
-        return torch.maximum(log_mel, floor)
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        """``(B, T)`` waveform → ``(B, n_mels, frames)`` log mel (see the class docstring)."""
-        return self.apply_top_db(self.log_mel(wave))
-
-
-@dataclass(frozen=True)
-class WaveConfig:
-    """The raw-waveform "front end" of sample-level models (SampleCNN): the features are the samples.
-
-    It mirrors the parts of :class:`MelConfig` that crops and feature caches read, so a waveform is handled as
-    a one-row spectrogram with one "frame" per sample: ``n_mels`` is 1 and ``frames(n) == n``.
-
-    Attributes:
-        sample_rate: Hz the audio is resampled to.
-    """
-
-    sample_rate: int = 16000
-    n_mels: ClassVar[int] = 1  # feature rows
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.sample_rate, int) or isinstance(self.sample_rate, bool) or self.sample_rate <= 0:
-            raise ConfigError(f"WaveConfig.sample_rate must be a positive integer, got {self.sample_rate!r}")
-
-    def frames(self, n_samples: int) -> int:
-        """One feature column per sample."""
-        return n_samples
-
-    def samples_for_frames(self, n_frames: int) -> int:
-        return n_frames
-
-
-FrontEndConfig = MelConfig | WaveConfig
-"""What turns a waveform into a model's input features: a log-mel, or the waveform itself."""
-
-
-class WaveFrontEnd(torch.nn.Module):
-    """The identity front end of :class:`WaveConfig`: ``(B, T)`` → ``(B, 1, T)``."""
-
-    def __init__(self, config: WaveConfig):
-        super().__init__()
-        self.config = config
-
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return wave.unsqueeze(-2)
-
-
-def front_end(config: FrontEndConfig) -> torch.nn.Module:
-    """The module computing ``config``'s features from ``(B, T)`` waves → ``(B, n_mels, frames)``."""
-    return WaveFrontEnd(config) if isinstance(config, WaveConfig) else MelSpectrogram(config)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Decoding
-# ----------------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -424,7 +200,7 @@ def _resampler(orig_rate: int, new_rate: int) -> torchaudio.transforms.Resample:
     )
 
 
-class _RegionReader:
+class RegionReader:
     """Reads any slice ``[start, stop)`` of a file's mono signal resampled to ``sample_rate``.
 
     The slice equals ``resample(mean_over_channels(whole file))[start:stop]`` (up to float rounding), but
@@ -459,7 +235,7 @@ class _RegionReader:
                 "standard rate (e.g. 44,100 or 48,000 Hz)",
             )
 
-    def __enter__(self) -> _RegionReader:
+    def __enter__(self) -> RegionReader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -563,7 +339,7 @@ def load_audio(
     """
     if offset_s < 0 or (duration_s is not None and duration_s < 0):
         raise ValueError(f"offset_s and duration_s must be >= 0, got {offset_s} and {duration_s}")
-    with _RegionReader(path, sample_rate) as reader:
+    with RegionReader(path, sample_rate) as reader:
         start, total = round(offset_s * sample_rate), reader.num_samples
         if start >= total:
             length_s = reader.frames / reader.source_rate
@@ -597,191 +373,13 @@ def stream_audio(
     """
     if not block_s > 0:
         raise ValueError(f"block_s must be > 0 seconds, got {block_s}")
-    reader = _RegionReader(path, sample_rate)  # opens now so a bad file fails at the call, not at next()
+    reader = RegionReader(path, sample_rate)  # opens now so a bad file fails at the call, not at next()
     block = max(1, round(block_s * sample_rate))
     return _iterate_blocks(reader, block)
 
 
-def _iterate_blocks(reader: _RegionReader, block: int) -> Iterator[np.ndarray]:
+def _iterate_blocks(reader: RegionReader, block: int) -> Iterator[np.ndarray]:
     with reader:
         for start in range(0, reader.num_samples, block):
             yield reader.read(start, start + block)
 
-
-# ----------------------------------------------------------------------------------------------------------
-# Crops
-# ----------------------------------------------------------------------------------------------------------
-
-
-def crop_starts(total: int, length: int, n_crops: int) -> np.ndarray:
-    """Start offsets of ``n_crops`` equally spaced crops of ``length`` covering ``[0, total)``.
-
-    ``starts[i] = i * (total - length) // (n_crops - 1)``: the first crop starts at 0 and the last ends at
-    ``total``. A single crop starts at 0. When ``total < length`` every start is 0 (the caller pads).
-
-    Returns:
-        ``(n_crops,)`` int64.
-
-    Example:
-        >>> crop_starts(100, 10, 4).tolist()
-        [0, 30, 60, 90]
-    """
-    if total < 0 or length < 1 or n_crops < 1:
-        raise ValueError(f"need total >= 0, length >= 1, n_crops >= 1; got {total}, {length}, {n_crops}")
-    if total <= length or n_crops == 1:
-        return np.zeros(n_crops, dtype=np.int64)
-    return np.arange(n_crops, dtype=np.int64) * (total - length) // (n_crops - 1)
-
-
-def _pad_last(x: ArrayT, length: int) -> ArrayT:
-    """Zero-pad the last axis of ``x`` at its end up to ``length`` (no-op when already long enough)."""
-    missing = length - x.shape[-1]
-    if missing <= 0:
-        return x
-    if isinstance(x, torch.Tensor):
-        return torch.nn.functional.pad(x, (0, missing))
-    return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, missing)])
-
-
-def equally_spaced_crops(x: ArrayT, length: int, n_crops: int) -> ArrayT:
-    """Cut ``n_crops`` equally spaced windows of ``length`` along the last axis (evaluation crops).
-
-    Starts come from ``crop_starts``. An input shorter than ``length`` is zero-padded at its end to ``length``
-    first, so every crop is that padded input.
-
-    Args:
-        x: ``(..., T)`` numpy array or tensor (a waveform ``(T,)`` or a mel ``(n_mels, frames)``).
-        length: crop length along the last axis.
-        n_crops: number of crops.
-
-    Returns:
-        ``(n_crops, ..., length)``, same type, dtype and device as ``x`` (a copy).
-
-    Example:
-        >>> equally_spaced_crops(np.arange(10), 4, 3).tolist()
-        [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
-    """
-    starts = crop_starts(x.shape[-1], length, n_crops)
-    x = _pad_last(x, length)
-    index = starts[:, None] + np.arange(length)  # (n_crops, length)
-    if isinstance(x, torch.Tensor):
-        return x[..., torch.from_numpy(index).to(x.device)].movedim(-2, 0).contiguous()
-    return np.ascontiguousarray(np.moveaxis(x[..., index], -2, 0))
-
-
-def random_crop(x: ArrayT, length: int, generator: torch.Generator) -> ArrayT:
-    """One window of ``length`` along the last axis at a uniformly random start (training crops).
-
-    ``start ~ U{0, ..., T - length}`` drawn from ``generator``; an input shorter than ``length`` is
-    zero-padded at its end instead.
-
-    Args:
-        x: ``(..., T)`` numpy array or tensor.
-        length: crop length along the last axis.
-        generator: the seeded source of randomness (CPU ``torch.Generator``).
-
-    Returns:
-        ``x[..., start:start + length]``: same type as ``x`` (a view when no padding is needed).
-    """
-    if length < 1:
-        raise ValueError(f"length must be >= 1, got {length}")
-    total = x.shape[-1]
-    if total <= length:
-        return _pad_last(x, length)
-    start = int(torch.randint(total - length + 1, (1,), generator=generator))
-    return x[..., start : start + length]
-
-
-def load_crops(path: str | Path, sample_rate: int, crop_samples: int, n_crops: int) -> np.ndarray:
-    """Equally spaced crops of a file, decoding only the crops (evaluation input for long files).
-
-    Equal to ``equally_spaced_crops(load_audio(path, sample_rate), crop_samples, n_crops)`` up to float
-    rounding; a file shorter than ``crop_samples`` is zero-padded. When the crops would cover the whole file
-    anyway, it is decoded once. Memory: the output plus one crop of source audio.
-
-    Returns:
-        ``(n_crops, crop_samples)`` float32.
-
-    Raises:
-        AudioError: a missing, empty, corrupt, truncated or unsupported file.
-    """
-    if crop_samples < 1 or n_crops < 1:
-        raise ValueError(f"crop_samples and n_crops must be >= 1, got {crop_samples} and {n_crops}")
-    with _RegionReader(path, sample_rate) as reader:
-        total = reader.num_samples
-        if total <= n_crops * crop_samples:
-            return equally_spaced_crops(reader.read(0, total), crop_samples, n_crops)
-        crops = np.empty((n_crops, crop_samples), dtype=np.float32)
-        for i, start in enumerate(crop_starts(total, crop_samples, n_crops).tolist()):
-            crops[i] = reader.read(start, start + crop_samples)
-        return crops
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Whole-file mel (for precomputed caches)
-# ----------------------------------------------------------------------------------------------------------
-
-
-def mel_of_file(
-    path: str | Path,
-    config: MelConfig,
-    *,
-    block_s: float = DEFAULT_BLOCK_S,
-    device: str | torch.device = "cpu",
-) -> np.ndarray:
-    """Log-mel spectrogram of a whole file, computed block by block with bounded memory.
-
-    Equal, up to float rounding, to ``MelSpectrogram(config)(load_audio(path, sr)[None])[0]``. Blocks of
-    ``block_s`` seconds overlap by ``n_fft // 2 // hop_length + 1`` hops of context on each side, so every
-    kept frame sees the same samples as in the one-shot STFT (reflect padding only happens at the real ends
-    of the file); ``top_db`` is applied once at the end against the whole file's maximum. Memory: the output
-    plus one block.
-
-    Args:
-        path: the audio file.
-        config: the front-end settings (the file is resampled to ``config.sample_rate``).
-        block_s: seconds of audio per block.
-        device: where the STFT runs.
-
-    Returns:
-        ``(n_mels, config.frames(n_samples))`` float32.
-
-    Raises:
-        AudioError: a bad file, or one shorter than ``n_fft // 2 + 1`` samples at ``config.sample_rate``.
-    """
-    if not block_s > 0:
-        raise ValueError(f"block_s must be > 0 seconds, got {block_s}")
-    hop, half = config.hop_length, config.n_fft // 2
-    front_end = MelSpectrogram(config).to(device)
-    with _RegionReader(path, config.sample_rate) as reader, torch.inference_mode():
-        n = reader.num_samples
-        if n <= half:
-            raise AudioError(reader.path, f"too short for a mel spectrogram: {n} samples, need over {half}")
-        total_frames = config.frames(n)
-        out = np.empty((config.n_mels, total_frames), dtype=np.float32)
-        frames_per_block = max(1, round(block_s * config.sample_rate) // hop)
-        context = half // hop + 1  # hops of context: more than half a window, so the block is never too short
-        for f0 in range(0, total_frames, frames_per_block):
-            f1 = min(f0 + frames_per_block, total_frames)
-            lo = max(0, f0 - context) * hop  # whole hops: block frame j is global frame lo / hop + j
-            hi = (f1 - 1) * hop - half + config.n_fft  # the end of frame f1 - 1's window
-            wave = torch.from_numpy(reader.read(lo, hi)).to(device)
-            block = front_end.log_mel(wave)
-            out[:, f0:f1] = block[:, f0 - lo // hop : f1 - lo // hop].cpu().numpy()
-        if config.top_db is not None:
-            out = front_end.apply_top_db(torch.from_numpy(out)).numpy()
-        return out
-
-
-def features_of_file(path: str | Path, config: FrontEndConfig) -> np.ndarray:
-    """A whole file's input features: :func:`mel_of_file` for a :class:`MelConfig`, the decoded waveform
-    ``(1, n_samples)`` for a :class:`WaveConfig`. Raises :class:`AudioError` on a bad file."""
-    if isinstance(config, WaveConfig):
-        return load_audio(path, config.sample_rate)[None]
-    return mel_of_file(path, config)
-
-
-def whole_track_crops(path: str | Path, config: FrontEndConfig, frames: int, n_crops: int) -> np.ndarray:
-    """A file's evaluation input: ``n_crops`` equally spaced crops of ``frames`` frames of its whole-track
-    features (:func:`features_of_file`) → ``(n_crops, n_mels, frames)`` float32. Raises :class:`AudioError`."""
-    return equally_spaced_crops(features_of_file(path, config), frames, n_crops)
