@@ -5,10 +5,10 @@ Three towers map into one shared cosine space and are trained jointly with sampl
 
 The package follows the data flow::
 
-    audio file → audio.py (decode, resample, mel) → encoders/ (audio | text | listening) → model.py
-    (shared space) → index/ → api.py (search)
-    training: training/mining.py → training/losses.py → training/loop.py → training/checkpoint.py
-    → evaluation.py → heads/ (taggers, moods, artist factors)
+    audio file → audio/ (decode, resample, features) → encoders/ (backbones | text | listening) → model.py
+    (shared space) → embedding.py → index/ → api.py (search);  runs/ loads a trained run for all of them
+    training: training/mining.py → training/losses.py → training/loop.py → runs/ (checkpoint, run folder)
+    → evaluation.py → heads/ (probes, moods, artist factors)
 
 Modules:
     audio          decode any audio file to mono float32 at the model's rate; mel front end; crops.
@@ -19,9 +19,13 @@ Modules:
     fileio         atomic writes.
     paths          where demo corpora, models and indexes live (``$RETRIEVAL_HOME``).
     embedding      whole-track embedding (N equally spaced crops, fixed batch shape).
-    indexing       build an index over a corpus or a folder of your own audio (cached, resumable).
+    runs           a trained run: build a model from a config, the checkpoint format, the run folder, load_run.
+    training       triplet mining, the loss, the loop, retrieval and tagging trainers, tasks, comparison tables.
+    tagging        tagging-task models: whole-track prediction, robustness, attention maps.
+    augment        waveform augmentation (noisy student) and the robustness perturbations.
     api            Retriever, load(), search(): what users call.
-    index          vector indexes: exact (reference) and annoy, saved with the model fingerprint.
+    index          vector indexes: exact (reference) and annoy, saved with the model fingerprint; index/build
+                   indexes a corpus or a folder of your own audio (cached, resumable).
     heads          downstream: taggers, mood classification (AllMusic protocol), artist-group-factor transfer.
     demo           the ``make demo`` pipeline as one call: run_demo(home, config).
     configs/       the shipped YAML configs (package data; ``--config demo``, ``tagging/fcn``, ...).
