@@ -16,7 +16,8 @@ Modules:
     encoders       audio backbones, word towers (word2vec | sentence), listening factors (ALS).
     config         frozen dataclass configs loaded from YAML.
     errors         the exceptions raised for bad input.
-    fileio         atomic writes.
+    fileio         atomic writes (files and folders) and the pickle-free ``.npy`` reader.
+    vectors        ``unit_rows``: the one row normalisation outside the model.
     paths          where demo corpora, models and indexes live (``$RETRIEVAL_HOME``).
     embedding      whole-track embedding (N equally spaced crops, fixed batch shape).
     runs           a trained run: build a model from a config, the checkpoint format, the run folder, load_run.

