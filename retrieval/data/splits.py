@@ -12,6 +12,10 @@ On-disk format (``DIR/splits/``)::
 
 The authors' published splits (``reproducible_splits``: ``train_ids.npy`` ... with ``"ROW//ID"`` entries
 and ``tags.npy``) are read by :func:`read_published_splits`.
+
+Length (~490 lines): one concept, the split, from its builder to its file formats. The readers and the builder both
+end in :func:`check_splits`, and the format's constants (file names, the ``unlabeled`` split) sit beside both, so they
+stay in one module.
 """
 
 from __future__ import annotations

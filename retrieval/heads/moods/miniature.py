@@ -1,6 +1,9 @@
 """A generated miniature of the AllMusic mood layout: the released file names and shapes, learnable moods.
 
-For tests and the notebook (the real targets are not distributed); see :func:`write_miniature`.
+The real AllMusic targets are not distributed, so this is the sample dataset of the mood protocol, as the demo
+corpus is of the retrieval one: ``write_miniature(folder)`` writes the released file names and array shapes, and
+``retrieval evaluate moods --data folder`` runs the whole comparison on it (the notebook ``downstream_heads`` and the
+tests do). Its moods are a known function of its features, so a head that learns nothing scores at chance.
 """
 
 from __future__ import annotations
