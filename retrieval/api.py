@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from retrieval.encoders.text.spelling import Speller
 from retrieval.errors import DataError, RetrievalError
 from retrieval.index.base import Hit
 from retrieval.vectors import unit_rows
@@ -37,7 +38,8 @@ class SearchResult(list):
 
     Attributes:
         query: the query as given.
-        terms: the words / phrases the word encoder resolved the query to (e.g. ``["sad", "piano"]``).
+        terms: the words / phrases the text encoder resolved the query to (e.g. ``["sad", "piano"]``); a corrected
+            misspelling reads ``"draemy→dreamy"``, words read through the sentence backoff end in ``~``.
         matched_tags: the vocabulary tags nearest to the query in the shared space, as (tag, cosine) pairs.
     """
 
@@ -70,6 +72,12 @@ class Retriever:
     text_encoder: object
     index: object | None
     item_factors: object | None = None
+    speller: Speller | None = None
+
+    def __post_init__(self) -> None:
+        if self.speller is None:
+            words = list(self.run.vocabulary.tags) + list(getattr(self.text_encoder, "vocabulary", ()))
+            self.speller = Speller(words)
 
     @property
     def model(self):
@@ -81,9 +89,9 @@ class Retriever:
 
     # ---- embeddings ----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
-        """Queries → (len(texts), dim) vectors. A tag, a phrase ("sad piano") or any words the word
-        encoder knows; unknown words raise an error that names them.
+    def embed_text(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Queries → (len(texts), dim) vectors. A tag, a phrase ("sad piano") or a sentence; misspelt words are
+        corrected first (:class:`~retrieval.encoders.text.spelling.Speller`). A bare string is one query.
 
         Example:
             >>> retriever.embed_text(["dreamy", "music for falling asleep"]).shape  # doctest: +SKIP
@@ -92,16 +100,20 @@ class Retriever:
         Returns:
             (n, dim) float32; unit norm except for the gated model (see :meth:`JointModel.encode_text`).
         """
-        vectors = torch.from_numpy(np.asarray(self.text_encoder.encode(list(texts)), dtype=np.float32))
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        corrected = [self.speller.correct(text)[0] for text in texts]
+        vectors = torch.from_numpy(np.asarray(self.text_encoder.encode(corrected), dtype=np.float32))
         return self.model.encode_text(vectors).numpy()
 
-    def embed_audio(self, paths: Sequence[str | os.PathLike], n_crops: int | None = None) -> np.ndarray:
+    def embed_audio(self, paths: str | os.PathLike | Sequence[str | os.PathLike],
+                    n_crops: int | None = None) -> np.ndarray:
         """Audio files (any format and sample rate) → (len(paths), dim) unit vectors, from ``n_crops`` equally
         spaced crops (default: the run's evaluation setting). Files have no listening data: the gated model
         predicts that part from audio."""
         from retrieval.embedding import embed_files
 
         n_crops = n_crops or self.run.config.eval.n_crops
+        paths = [paths] if isinstance(paths, str | os.PathLike) else paths
         return embed_files(self.model, [str(p) for p in paths], n_crops=n_crops).numpy()
 
     def tag_vectors(self) -> np.ndarray:
@@ -127,8 +139,10 @@ class Retriever:
             :class:`SearchResult` (a list of :class:`Hit`) with ``terms`` and ``matched_tags``.
         """
         text = query if isinstance(query, str) else " ".join(query)
-        vector = self.embed_text([text])
-        terms = list(self.text_encoder.matched_terms(text))
+        corrected, fixes = self.speller.correct(text)
+        vector = self.embed_text([corrected])
+        shown = {right: f"{typed}→{right}" for typed, right in fixes}
+        terms = [shown.get(term.lower(), term) for term in self.text_encoder.matched_terms(corrected)]
         # nearest tags to the query, by cosine
         tag_scores = unit_rows(self.tag_vectors(), _NORM_EPS) @ unit_rows(vector, _NORM_EPS)[0]
         order = np.argsort(-tag_scores)[:10]

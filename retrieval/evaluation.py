@@ -237,6 +237,27 @@ def summarize(metrics: TagMetrics, tags: Sequence[str], categories: Mapping[str,
     }
 
 
+def seen_unseen(summary: dict, unseen: Sequence[str]) -> dict:
+    """MAP, ROC-AUC and P@k of a :func:`summarize` result on the ``unseen`` tags and on the rest (the seen ones).
+
+    Returns:
+        ``{"seen": {"map", "roc_auc", "p_at_<k>", "n_tags"}, "unseen": {...}}`` (None means with no valid tag).
+    """
+    p_key = f"p_at_{summary['k']}"
+    held = set(unseen)
+    groups = {"seen": [t for t in summary["per_tag"] if t not in held],
+              "unseen": [t for t in summary["per_tag"] if t in held]}
+    return {
+        name: {
+            "map": _mean_or_none(np.array([summary["per_tag"][t]["ap"] for t in tags])),
+            "roc_auc": _mean_or_none(np.array([summary["per_tag"][t]["roc_auc"] for t in tags])),
+            p_key: _mean_or_none(np.array([summary["per_tag"][t][p_key] for t in tags])),
+            "n_tags": len(tags),
+        }
+        for name, tags in groups.items()
+    }
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
@@ -260,6 +281,9 @@ def format_table(summary: Mapping) -> str:
     )
     for category, figures in summary["per_category"].items():
         rows.append(f"  {category:<14}{figures['n_tags']:>5}{_fmt(figures['map']):>8}")
+    for name, figures in summary.get("seen_unseen", {}).items():
+        rows.append(f"{name + ' tags':<16}{figures['n_tags']:>5}{_fmt(figures['map']):>8}"
+                    f"{_fmt(figures[f'p_at_{k}']):>8}{_fmt(figures['roc_auc']):>9}")
     if summary["n_excluded"]:
         rows.append(
             f"excluded: {summary['n_excluded']} tag(s) without positive or negative tracks: "

@@ -58,11 +58,31 @@ def test_text_search_returns_sorted_hits_with_metadata(corpus_index: Path, chanc
     assert searched["roc_auc"] >= 0.6
 
 
-def test_free_text_and_unknown_words(corpus_index: Path) -> None:
+def test_any_words_answer_and_typos_are_corrected(corpus_index: Path) -> None:
     retriever = retrieval.load(corpus_index)
+    assert retriever.run.config.model.text.kind == "fused"  # the demo's default tower
     assert len(retriever.search("sad piano", k=3)) == 3
-    with pytest.raises(RetrievalError, match="qwertyuiop"):
-        retriever.search("qwertyuiop", k=3)
+    # words the corpus text never had go through the sentence backoff and say so
+    asleep = retriever.search("music for falling asleep", k=3)
+    assert asleep.terms == ["falling asleep~"] and len(asleep) == 3
+    # a misspelt tag is corrected, reported, and searches exactly like the tag
+    typo = retriever.search("draemy", k=3)
+    assert typo.terms == ["draemy→dreamy"]
+    assert [h.track_id for h in typo] == [h.track_id for h in retriever.search("dreamy", k=3)]
+    with pytest.raises(RetrievalError, match="stopwords"):
+        retriever.search("the of and", k=3)
+    with pytest.raises(RetrievalError, match="no words"):
+        retriever.search("  ?! ", k=3)
+
+
+def test_bare_strings_are_one_item_and_hits_are_plain_values(corpus_index: Path) -> None:
+    retriever = retrieval.load(corpus_index)
+    np.testing.assert_array_equal(retriever.embed_text("dreamy"), retriever.embed_text(["dreamy"]))
+    assert retriever.embed_text("dreamy").shape == (1, retriever.model.output_dim)
+    hit = retriever.search("folk", k=1)[0]
+    assert type(hit.track_id) is str and type(hit.score) is float
+    assert "np." not in repr(hit)
+    assert retriever.embed_audio(hit.audio_path).shape[0] == 1
 
 
 def test_similar_and_audio_query_and_tag(corpus_index: Path) -> None:

@@ -16,6 +16,7 @@ from retrieval.evaluation import (
     format_table,
     plot_category_map,
     retrieval_metrics,
+    seen_unseen,
     summarize,
 )
 
@@ -218,3 +219,16 @@ def test_plot_category_map_writes_a_png(tmp_path) -> None:
     import matplotlib.image
 
     assert matplotlib.image.imread(path).ndim == 3
+
+
+def test_seen_and_unseen_tags_are_summarised_apart() -> None:
+    summary = summarize(example_metrics(), TAGS, CATEGORIES)
+    summary["seen_unseen"] = seen_unseen(summary, ["happy", "polka"])  # polka has no valid ranking
+    assert summary["seen_unseen"]["unseen"] == {"map": pytest.approx(0.9), "roc_auc": pytest.approx(
+        summary["per_tag"]["happy"]["roc_auc"]), "p_at_10": pytest.approx(summary["per_tag"]["happy"]["p_at_10"]),
+        "n_tags": 1}
+    assert summary["seen_unseen"]["seen"]["n_tags"] == 2
+    assert summary["seen_unseen"]["seen"]["map"] == pytest.approx(0.3)
+    lines = format_table(summary).splitlines()
+    assert any(line.split()[:4] == ["unseen", "tags", "1", "0.9000"] for line in lines)
+    assert any(line.split()[:4] == ["seen", "tags", "2", "0.3000"] for line in lines)

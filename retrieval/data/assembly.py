@@ -23,7 +23,7 @@ import torch
 
 from retrieval.config import Config, expand_path
 from retrieval.data.vocabulary import Vocabulary, build_vocabulary
-from retrieval.errors import InputError
+from retrieval.errors import ConfigError, InputError
 from retrieval.model import TrackInputs
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,24 @@ class ExperimentData:
         if self.features is not None:
             crops = self.features.track_crops([data.ids[i] for i in rows], self.input_frames, n_crops)
         return self._inputs(data, torch.as_tensor(list(rows), dtype=torch.long), crops)
+
+    def hold_out(self, tags: Sequence[str], splits: Sequence[str] = ("train", "valid")) -> None:
+        """Make ``tags`` unseen (the TTMR protocol): their label columns are cleared in ``splits``, so they are
+        never anchors nor scored in validation; their tracks stay, carrying their other tags.
+
+        Raises:
+            ConfigError: a tag is not in the vocabulary (``data.unseen_tags``).
+        """
+        missing = [tag for tag in tags if tag not in self.vocabulary.tags]
+        if missing:
+            raise ConfigError(f"data.unseen_tags: {missing[:5]} are not tags of this corpus; choose tags from "
+                              "its selected_tags.tsv")
+        columns = [self.vocabulary.tags.index(tag) for tag in tags]
+        for name in splits:
+            if name in self.splits:
+                labels = self.splits[name].labels.clone()
+                labels[:, columns] = False
+                self.splits[name].labels = labels
 
     @staticmethod
     def _inputs(data: SplitData, rows: torch.Tensor, crops: torch.Tensor | None) -> TrackInputs:

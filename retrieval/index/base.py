@@ -327,8 +327,8 @@ def attach_metadata(ids: np.ndarray, scores: np.ndarray, catalogue: pd.DataFrame
     ids, scores = np.asarray(ids), np.asarray(scores)
     if ids.shape != scores.shape or ids.ndim != 2:
         raise ValueError(f"ids and scores must both be (q, k); got {ids.shape} and {scores.shape}")
-    flat_ids = ids.reshape(-1).astype(str)
-    flat_scores = scores.reshape(-1).astype(float)
+    flat_ids = ids.reshape(-1).astype(str).tolist()  # plain str / float, so hits print as Python values
+    flat_scores = scores.reshape(-1).astype(float).tolist()
     if catalogue is None:
         hits = [Hit(track_id, score) for track_id, score in zip(flat_ids, flat_scores, strict=True)]
     else:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
@@ -67,11 +68,14 @@ def plain_args(args: dict) -> dict:
     return json.loads(json.dumps(args, default=lambda o: asdict(o) if is_dataclass(o) else str(o)))
 
 
-def text_encoder_for(config: Config, folder: Path | None = None, train: bool = True):
+def text_encoder_for(config: Config, folder: Path | None = None, train: bool = True,
+                     tags: Sequence[str] = ()):
     """The word tower's input encoder that ``config`` names, through the registry of
     :mod:`retrieval.encoders.text`: MiniLM (``kind: sentence``), pretrained vectors (``text.pretrained``), or the
     domain word2vec — loaded from ``folder/word2vec`` when a run saved one there, else trained on the corpus text
-    (``train=True``, saved to ``folder``).
+    (``train=True``, saved to ``folder``); ``kind: fused`` puts that word2vec beside MiniLM. Given the run's
+    ``tags`` and ``text.backoff: sentence``, the word2vec reads unknown words through them (query time; training
+    never meets an unknown word).
 
     Raises:
         DataError: ``train=False`` and ``folder`` holds no trained word2vec.
@@ -81,6 +85,17 @@ def text_encoder_for(config: Config, folder: Path | None = None, train: bool = T
     settings = config.model.text
     if settings.kind == "sentence":
         return text.build_text_encoder("sentence")
+    word2vec = _word2vec_for(config, folder, train)
+    if tags and settings.backoff == "sentence":
+        word2vec = word2vec.with_backoff(tags)
+    return text.build_text_encoder("fused", word2vec=word2vec) if settings.kind == "fused" else word2vec
+
+
+def _word2vec_for(config: Config, folder: Path | None, train: bool):
+    """The run's word2vec: pretrained, saved in ``folder/word2vec``, or trained now (and saved there)."""
+    from retrieval.encoders import text
+
+    settings = config.model.text
     if settings.pretrained:
         return text.build_text_encoder("word2vec", pretrained=expand_path(settings.pretrained))
     saved = folder / "word2vec" if folder is not None else None

@@ -49,8 +49,9 @@ class Run:
         return self.config.task
 
     def text_encoder(self):
-        """The word tower's input encoder this run was trained with (never retrains)."""
-        return text_encoder_for(self.config, self.folder / "text", train=False)
+        """The word tower's input encoder this run was trained with (never retrains), reading words it lacks
+        through the run's tags when ``model.text.backoff`` is ``sentence``."""
+        return text_encoder_for(self.config, self.folder / "text", train=False, tags=self.vocabulary.tags)
 
 
 def load_run(run: str | Path, which: str = "best", task: str | None = None) -> Run:

@@ -63,6 +63,8 @@ def train_run(config: Config, out: str | Path, resume: bool = False, progress: b
     )
     if factors is not None:
         factors.save(folder.path / "item_factors.npz")
+    if config.data.unseen_tags:
+        data.hold_out(config.data.unseen_tags)
     listening_dim = (
         data.splits["train"].listening.shape[1] if data.splits["train"].listening is not None else None
     )
@@ -88,7 +90,7 @@ def train_run(config: Config, out: str | Path, resume: bool = False, progress: b
 
 def evaluate_run(run: str | Path, split: str = "test", progress: bool = True) -> dict:
     """Evaluate a trained run on ``split``; writes RUN/metrics.json and RUN/category_map.png."""
-    from retrieval.evaluation import plot_category_map
+    from retrieval.evaluation import plot_category_map, seen_unseen
 
     loaded = load_run(run)
     modality = loaded.config.model.modality
@@ -100,6 +102,8 @@ def evaluate_run(run: str | Path, split: str = "test", progress: bool = True) ->
         need_listening=True,
     )
     summary = evaluate_split(loaded.model, data, split, loaded.config)
+    if loaded.config.data.unseen_tags:
+        summary["seen_unseen"] = seen_unseen(summary, loaded.config.data.unseen_tags)
     summary["split"] = split
     summary["n_tracks"] = len(data.splits[split].ids)
     summary["excluded_tracks"] = data.excluded

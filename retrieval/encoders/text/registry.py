@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from retrieval.encoders.text.base import META_FILE, TextEncoder, read_meta
+from retrieval.encoders.text.fused import FusedEncoder
 from retrieval.encoders.text.sentence import SentenceEncoder
 from retrieval.encoders.text.word2vec import Word2VecEncoder
 from retrieval.errors import ConfigError
@@ -35,6 +36,7 @@ def _build_word2vec(*, pretrained: str | os.PathLike | None = None,
 TEXT_ENCODERS: dict[str, tuple[Callable[..., TextEncoder], type]] = {
     "word2vec": (_build_word2vec, Word2VecEncoder),
     "sentence": (SentenceEncoder, SentenceEncoder),
+    "fused": (FusedEncoder, FusedEncoder),
 }
 
 
@@ -43,7 +45,8 @@ def build_text_encoder(kind: str, **kwargs: Any) -> TextEncoder:
 
     ``build_text_encoder("word2vec", documents=path_or_texts, vector_size=300, ...)`` trains;
     ``build_text_encoder("word2vec", pretrained="GoogleNews-vectors-negative300.bin", limit=500_000)`` loads;
-    ``build_text_encoder("sentence", device="cpu")`` loads all-MiniLM-L6-v2.
+    ``build_text_encoder("sentence", device="cpu")`` loads all-MiniLM-L6-v2;
+    ``build_text_encoder("fused", word2vec=encoder)`` puts the two side by side.
 
     Raises:
         ConfigError: unknown ``kind`` (the message lists the valid ones) or bad arguments.

@@ -68,8 +68,10 @@ class Resolution:
     """What a query resolved to.
 
     Attributes:
-        terms: the vocabulary entries whose vectors are averaged (as spelled in the vocabulary).
-        ignored: normalised query words not in the vocabulary (skipped); stopwords are not listed.
+        terms: the vocabulary entries whose vectors are averaged (as spelled in the vocabulary); a run of unknown
+            words read through the sentence backoff is one term ending in ``~`` ("falling asleep~").
+        ignored: normalised query words not in the vocabulary (skipped: there is no backoff); stopwords and
+            filler words are not listed.
         rule: ``"whole"`` (the query is one entry), ``"terms"`` (every content word resolved) or ``"partial"``
             (some words were unknown and skipped).
     """

@@ -1,0 +1,38 @@
+"""Every benchmark's ``--smoke`` size runs (so none can rot); the figures themselves are in benchmarks/RESULTS.md."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from retrieval.index.build import index_corpus
+
+pytestmark = pytest.mark.slow
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_index(tmp_path_factory, tiny_run: Path, tiny_corpus: Path) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "index"
+    index_corpus(tiny_run, out, corpus_root=tiny_corpus, backend="exact", progress=False)
+    return out
+
+
+def test_everyday_queries_smoke(tiny_index: Path, capsys) -> None:
+    everyday = _benchmark("everyday_queries")
+    assert len(everyday.QUERIES) >= 40 and {kind for _, kind, _ in everyday.QUERIES} == {
+        "activity", "scene", "mood", "instrument", "era", "place", "misspelling", "sentence"}
+    assert everyday.main(["--smoke", str(tiny_index)]) == 0
+    out = capsys.readouterr()
+    rows = [line.split(" | ")[0][2:] for line in out.out.splitlines()[2:]]
+    assert sorted(rows[:-2]) == sorted(everyday.SMOKE) and rows[-2:] == ["**mean**", "errors"]
+    assert "| errors | | | 0 |" in out.out and out.err.strip() == ""
