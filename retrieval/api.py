@@ -13,9 +13,10 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,9 @@ class Retriever:
     index: object | None
     item_factors: object | None = None
     speller: Speller | None = None
+    # query-independent, computed once: the tags' index-space vectors and their unit rows (matched_tags)
+    _tag_vectors: np.ndarray | None = field(default=None, init=False, repr=False)
+    _unit_tags: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.speller is None:
@@ -88,7 +92,6 @@ class Retriever:
         return self.model.output_dim
 
     # ---- embeddings ----------------------------------------------------------------------------------------
-    @torch.no_grad()
     def embed_text(self, texts: str | Sequence[str]) -> np.ndarray:
         """Queries → (len(texts), dim) vectors. A tag, a phrase ("sad piano") or a sentence; misspelt words are
         corrected first (:class:`~retrieval.encoders.text.spelling.Speller`). A bare string is one query.
@@ -101,8 +104,11 @@ class Retriever:
             (n, dim) float32; unit norm except for the gated model (see :meth:`JointModel.encode_text`).
         """
         texts = [texts] if isinstance(texts, str) else list(texts)
-        corrected = [self.speller.correct(text)[0] for text in texts]
-        vectors = torch.from_numpy(np.asarray(self.text_encoder.encode(corrected), dtype=np.float32))
+        return self._embed_corrected([self.speller.correct(text)[0] for text in texts])
+
+    @torch.inference_mode()
+    def _embed_corrected(self, texts: list[str]) -> np.ndarray:
+        vectors = torch.from_numpy(np.asarray(self.text_encoder.encode(texts), dtype=np.float32))
         return self.model.encode_text(vectors).numpy()
 
     def embed_audio(self, paths: str | os.PathLike | Sequence[str | os.PathLike],
@@ -117,9 +123,12 @@ class Retriever:
         return embed_files(self.model, [str(p) for p in paths], n_crops=n_crops).numpy()
 
     def tag_vectors(self) -> np.ndarray:
-        """(n_tags, dim) vectors of the vocabulary tags."""
-        with torch.no_grad():
-            return self.model.encode_text(self.run.vocabulary.vectors).numpy()
+        """(n_tags, dim) vectors of the vocabulary tags (computed once; do not modify)."""
+        if self._tag_vectors is None:
+            with torch.inference_mode():
+                self._tag_vectors = self.model.encode_text(self.run.vocabulary.vectors).numpy()
+            self._unit_tags = unit_rows(self._tag_vectors, _NORM_EPS)
+        return self._tag_vectors
 
     # ---- search --------------------------------------------------------------------------------------------
     def search(
@@ -140,11 +149,12 @@ class Retriever:
         """
         text = query if isinstance(query, str) else " ".join(query)
         corrected, fixes = self.speller.correct(text)
-        vector = self.embed_text([corrected])
+        vector = self._embed_corrected([corrected])
         shown = {right: f"{typed}→{right}" for typed, right in fixes}
         terms = [shown.get(term.lower(), term) for term in self.text_encoder.matched_terms(corrected)]
         # nearest tags to the query, by cosine
-        tag_scores = unit_rows(self.tag_vectors(), _NORM_EPS) @ unit_rows(vector, _NORM_EPS)[0]
+        self.tag_vectors()
+        tag_scores = self._unit_tags @ unit_rows(vector, _NORM_EPS)[0]
         order = np.argsort(-tag_scores)[:10]
         matched = [(self.run.vocabulary.tags[i], float(tag_scores[i])) for i in order]
         if blend > 0:
@@ -153,9 +163,29 @@ class Retriever:
             hits = self._index().search_hits(vector, k)[0]
         return SearchResult(hits, text, terms, matched)
 
+    def audio_query(self, paths: str | os.PathLike | Sequence[str | os.PathLike]) -> np.ndarray:
+        """Audio files → query vectors that compare with the indexed tracks like with like.
+
+        A file has no listening data, so the gated model would predict its cultural half from audio while every
+        catalogue track carries its real one: two kinds of vector (a catalogue file could rank its own track
+        23rd). The query keeps only the audio half, scaled by √2 with the cultural half zero, so ⟨query, track⟩
+        is exactly the audio-space cosine. Single-space models return :meth:`embed_audio` unchanged.
+        """
+        vectors = self.embed_audio(paths)
+        if self.model.modality == "gated":
+            half = self.model.embed_dim
+            vectors[:, :half] = unit_rows(vectors[:, :half], _NORM_EPS) * np.float32(np.sqrt(2.0))
+            vectors[:, half:] = 0.0
+        return vectors
+
     def search_by_audio(self, path: str | os.PathLike, k: int = 10) -> list[Hit]:
-        """Tracks that sound like the audio file at ``path`` (track-to-track cosine in the shared space)."""
-        return self._index().search_hits(self.embed_audio([path]), k)[0]
+        """Tracks that sound like the audio file at ``path``, by :meth:`audio_query` (a catalogue file finds its
+        own track first). Scores are audio-space cosines."""
+        hits = self._index().search_hits(self.audio_query(path), k)[0]
+        if self.model.modality != "gated":
+            return hits
+        # the index scores cos(query, track) = cos_audio / √2 (the track's norm is 1, the query's √2)
+        return [replace(hit, score=hit.score * math.sqrt(2.0)) for hit in hits]
 
     def similar(self, track_id: str, k: int = 10) -> list[Hit]:
         """Tracks nearest to an indexed track (the track itself excluded)."""

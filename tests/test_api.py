@@ -101,6 +101,25 @@ def test_similar_and_audio_query_and_tag(corpus_index: Path) -> None:
     assert len(tags) == 4 and tags[0][1] >= tags[-1][1]
 
 
+def test_a_catalogue_file_finds_its_own_track_first(corpus_index: Path) -> None:
+    retriever = retrieval.load(corpus_index)
+    hits = retriever.search("folk", k=len(retriever.index))
+    files = [hit for hit in hits if hit.audio_path][:20]
+    assert len(files) == 20
+    ranks = []
+    for hit in files:
+        found = retriever.search_by_audio(hit.audio_path, k=5)
+        ranks.append([h.track_id for h in found].index(hit.track_id) + 1 if hit.track_id in
+                     [h.track_id for h in found] else None)
+        assert found[0].score == pytest.approx(1.0, abs=5e-3)  # the audio-space cosine with itself
+    assert ranks == [1] * 20, ranks
+    # the old way (the file's predicted listening half against the tracks' real ones) is not like with like
+    mixed = retriever.embed_audio(files[0].audio_path)
+    exact = retriever.audio_query(files[0].audio_path)
+    half = retriever.model.embed_dim
+    assert not np.allclose(mixed[:, half:], 0) and np.allclose(exact[:, half:], 0)
+
+
 def test_index_refuses_another_models_vectors(corpus_index: Path, tmp_path: Path, tiny_run: Path) -> None:
     from retrieval.index import load_index
 
@@ -163,3 +182,16 @@ def test_tag_with_a_trained_head(corpus_index: Path, tiny_run: Path, tmp_path: P
     train_head(tiny_run, "genre", audio_head, features="audio", head="linear")
     with pytest.raises(RetrievalError, match="shared"):
         retriever.tag(audio, k=3, head=audio_head)
+
+
+def test_vocab_lists_the_tags_and_words_of_a_model(corpus_index: Path, tiny_run: Path, capsys) -> None:
+    assert main(["vocab", str(corpus_index)]) == 0  # an index folder names its run
+    out = capsys.readouterr().out
+    assert out.startswith(f"{len(retrieval.load(corpus_index).run.vocabulary.tags)} tags")
+    assert "dreamy" in out and "word tower: fused" in out and "nearest tags" in out
+    assert main(["vocab", str(tiny_run), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert "dreamy" in listing["tags"]["mood"] and "folk" in listing["words"]
+    assert listing["text_encoder"] == "fused" and listing["backoff"] == "sentence"
+    assert main(["vocab", str(tiny_run), "--words"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) > len(listing["words"])

@@ -36,3 +36,9 @@ def test_everyday_queries_smoke(tiny_index: Path, capsys) -> None:
     rows = [line.split(" | ")[0][2:] for line in out.out.splitlines()[2:]]
     assert sorted(rows[:-2]) == sorted(everyday.SMOKE) and rows[-2:] == ["**mean**", "errors"]
     assert "| errors | | | 0 |" in out.out and out.err.strip() == ""
+
+
+def test_query_encoding_smoke(tiny_index: Path, capsys) -> None:
+    assert _benchmark("query_encoding").main(["--smoke", str(tiny_index), str(tiny_index)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms" not in line]
+    assert len(rows) == 2 and all(row.split(" | ")[1] == "fused" for row in rows)

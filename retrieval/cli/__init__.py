@@ -6,7 +6,7 @@ Modules:
     demo     ``demo``: the make-demo pipeline (:func:`retrieval.demo.run_demo`).
     data     ``data demo | summary | subset | import-splits``.
     train    ``train``, ``evaluate RUN``, ``compare``, ``noisy-student``, ``robustness``, ``explain``.
-    search   ``index``, ``search``, ``similar``, ``tag``.
+    search   ``index``, ``search``, ``similar``, ``tag``, ``vocab``.
     heads    ``evaluate moods``, ``evaluate artist-factors``, ``train-head``.
 
 Building the parser imports no torch: each command imports what it uses when it runs.

@@ -11,7 +11,7 @@
     retrieval evaluate artist-factors --data CORPUS --out DIR    artist-group-factor transfer (Kim et al.)
     retrieval index AUDIO_DIR --model RUN --out INDEX           index your own music (cached, resumable)
     retrieval search "dreamy" [-k 10] [--index INDEX] [--json]
-    retrieval similar TRACK_ID|FILE;  retrieval tag FILE
+    retrieval similar TRACK_ID|FILE;  retrieval tag FILE;  retrieval vocab RUN
     retrieval train-head --run RUN --task mood --out HEAD.pt    tagger on frozen features
     retrieval compare TABLE --out DIR                           train + evaluate several configs → table.md
     retrieval noisy-student --config C --teacher RUN --out DIR [--iterations N]   iterated noisy-student training

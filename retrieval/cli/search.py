@@ -1,4 +1,4 @@
-"""Indexing and searching: ``index``, ``search``, ``similar``, ``tag``."""
+"""Indexing and searching: ``index``, ``search``, ``similar``, ``tag``, ``vocab``."""
 
 from __future__ import annotations
 
@@ -70,13 +70,47 @@ def _tag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vocab(args: argparse.Namespace) -> int:
+    from retrieval.api import MODEL_FILE
+    from retrieval.runs import load_run, text_encoder_for
+
+    folder = Path(args.run)
+    if (folder / MODEL_FILE).is_file():  # an index folder names its run
+        folder = Path(json.loads((folder / MODEL_FILE).read_text())["run"])
+    run = load_run(folder)
+    settings = run.config.model.text
+    encoder = text_encoder_for(run.config, run.folder / "text", train=False)
+    words = [word.replace("_", " ") for word in getattr(encoder, "vocabulary", [])]
+    by_category: dict[str, list[str]] = {}
+    for tag, category in zip(run.vocabulary.tags, run.vocabulary.categories, strict=True):
+        by_category.setdefault(category, []).append(tag)
+    reads = {"word2vec": f"{len(words):,} word2vec entries (phrases joined)",
+             "sentence": "all-MiniLM-L6-v2: any English",
+             "fused": f"{len(words):,} word2vec entries beside all-MiniLM-L6-v2 (any English)"}[settings.kind]
+    if settings.kind != "sentence" and settings.backoff == "sentence":
+        reads += "; other words through MiniLM and the nearest tags"
+    if args.json:
+        print_json({"run": str(run.folder), "tags": by_category, "text_encoder": settings.kind,
+                    "backoff": settings.backoff, "words": words})
+        return 0
+    print(f"{len(run.vocabulary.tags)} tags (the anchors), by category:")
+    for category, tags in by_category.items():
+        print(f"  {category:<12} {', '.join(tags)}")
+    print(f"word tower: {settings.kind} — {reads}")
+    if args.words:
+        print("\n".join(words))
+    elif words:
+        print(f"  most frequent: {', '.join(words[:30])} … (--words lists all)")
+    return 0
+
+
 def _add_index_and_k(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("-k", type=positive_int, default=10, help=f"how many {what} (default 10)")
     parser.add_argument("--index", default=None, help=f"index or run folder (default: {DEFAULT_INDEX})")
 
 
 def add_commands(commands: Commands) -> None:
-    """Add ``index``, ``search``, ``similar`` and ``tag``."""
+    """Add ``index``, ``search``, ``similar``, ``tag`` and ``vocab``."""
     from retrieval.index import DEFAULT_BACKEND, INDEX_BACKENDS
 
     index = commands.add_parser("index", help="index a folder of audio files (or a corpus) for search")
@@ -103,6 +137,12 @@ def add_commands(commands: Commands) -> None:
     _add_index_and_k(similar, "tracks")
     add_json_option(similar)
     similar.set_defaults(func=_similar)
+
+    vocab = commands.add_parser("vocab", help="the tags and words a trained model knows")
+    vocab.add_argument("run", help="a run folder (or an index folder, for its run)")
+    vocab.add_argument("--words", action="store_true", help="list every word2vec entry, most frequent first")
+    add_json_option(vocab)
+    vocab.set_defaults(func=_vocab)
 
     tag = commands.add_parser("tag", help="zero-shot tags of an audio file (nearest vocabulary tags)")
     tag.add_argument("file", help="an audio file")

@@ -29,8 +29,8 @@ search_k decides recall; more trees barely help at a fixed search_k (50 trees: 1
 the build time for ≤ +0.01). At 1M × 256 the default search_k = 20k costs ~2.5 ms per query on one core,
 ~19× faster than exact search (which reads the whole 1 GiB matrix per query), and ~4.6 ms at 40k (~10×).
 If your embeddings have a high effective dimension, measure recall with the benchmark and raise search_k
-(40k restores ≥ 0.95 in the pessimistic case). When search_k ≥ n_trees · n every item becomes a candidate
-and the search is exact.
+(40k restores ≥ 0.95 in the pessimistic case). When search_k ≥ n every item would be a candidate, so the
+search skips the trees and is one exact matrix product over the items (faster, and no recall lost).
 
 Builds are seeded (annoy's ``set_seed``) and use all cores (``n_jobs = -1``); with several threads the forest
 depends on the thread count, so the same seed gives the same index on the same machine. The saved ``.ann``
@@ -48,6 +48,7 @@ import numpy as np
 
 from retrieval.errors import DataError
 from retrieval.index.base import VectorIndex
+from retrieval.index.exact import top_k
 from retrieval.index.folder import REBUILD_COMMAND
 
 __all__ = ["AnnoyIndex", "angular_to_cosine"]
@@ -132,6 +133,11 @@ class AnnoyIndex(VectorIndex):
 
     def _search(self, unit_queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         search_k = max(self.search_k, k * self.n_trees)
+        if search_k >= len(self._ids):
+            # Every item would be a candidate: one matrix product over the items is exact and faster than the
+            # trees (2,000 items, search_k 20k: 0.05 ms instead of ~1 ms per query; benchmarks/RESULTS.md).
+            scores = unit_queries.astype(np.float32) @ self._dense().T
+            return top_k(scores, k)
 
         def one(query: list[float]) -> tuple[list[int], list[float]]:
             return self._annoy.get_nns_by_vector(query, k, search_k=search_k, include_distances=True)
@@ -152,6 +158,12 @@ class AnnoyIndex(VectorIndex):
 
     def _vectors(self, rows: np.ndarray) -> np.ndarray:
         return np.array([self._annoy.get_item_vector(int(row)) for row in rows], dtype=np.float32)
+
+    def _dense(self) -> np.ndarray:
+        """All items as one (n, d) float32 matrix, read from annoy once (only used while n ≤ search_k)."""
+        if getattr(self, "_dense_vectors", None) is None or len(self._dense_vectors) != len(self._ids):
+            self._dense_vectors = self._vectors(np.arange(len(self._ids)))
+        return self._dense_vectors
 
     def _write_files(self, folder: Path) -> None:
         # annoy writes the file, then memory-maps it in place of its in-memory copy.
