@@ -333,11 +333,15 @@ def attach_metadata(ids: np.ndarray, scores: np.ndarray, catalogue: pd.DataFrame
         hits = [Hit(track_id, score) for track_id, score in zip(flat_ids, flat_scores, strict=True)]
     else:
         # Look up only the q·k returned rows; the catalogue may have millions.
+        # (positions and plain arrays: a DataFrame.reindex costs ~1 ms per search, most of a warm query)
         table = catalogue if "track_id" not in catalogue.columns else catalogue.set_index("track_id")
-        rows = table.reindex(flat_ids)
+        positions = table.index.get_indexer(flat_ids)
 
         def column(name: str) -> Sequence[object]:
-            return rows[name].to_numpy(dtype=object) if name in rows.columns else [None] * len(flat_ids)
+            if name not in table.columns:
+                return [None] * len(flat_ids)
+            values = table[name].to_numpy(dtype=object)
+            return [values[row] if row >= 0 else None for row in positions]
 
         columns = zip(flat_ids, flat_scores, column("title"), column("artist"), column("tags"),
                       column("audio_path"), strict=True)

@@ -166,7 +166,9 @@ def _is_missing(value: object) -> bool:
     """None, NaN, pd.NA or an empty string (but not a sequence of tags)."""
     if isinstance(value, str):
         return value == ""
-    return value is None or (np.ndim(value) == 0 and bool(pd.isna(value)))
+    if value is None or isinstance(value, tuple | list):  # (np.ndim would build an array from a tag tuple)
+        return value is None
+    return np.ndim(value) == 0 and bool(pd.isna(value))
 
 
 def text_or_none(value: object) -> str | None:

@@ -368,3 +368,27 @@ def test_speller_corrects_one_edit_typos_but_never_english_words():
     assert speller.correct("asleep calm cam") == ("asleep calm cam", [])
     # ties go to the earlier (more frequent) known word
     assert Speller(["bards", "barks"], lexicon=frozenset()).correct_word("barzs") == "bards"
+
+
+def test_onnx_runtime_gives_the_sentence_transformers_vectors(sentence, tmp_path, monkeypatch):
+    from retrieval.encoders.text import SentenceEncoder
+    from retrieval.encoders.text import sentence as module
+
+    assert sentence.runtime == "onnx"  # the CPU default with onnxruntime installed
+    texts = ["sad piano", "a lullaby for a rainy night", "I want something calm and gentle to help me relax", "x"]
+    reference = SentenceEncoder(runtime="torch").encode(texts)
+    np.testing.assert_allclose(sentence.encode(texts), reference, atol=2e-6)
+    np.testing.assert_allclose(SentenceEncoder(batch_size=1).encode(texts), reference, atol=2e-6)  # no padding
+    # a damaged export is replaced, not used; the export leaves no temporary file
+    monkeypatch.setenv("RETRIEVAL_HOME", str(tmp_path))
+    module._onnx_model.cache_clear()
+    try:
+        models = tmp_path / "models"
+        models.mkdir()
+        (models / f"all-MiniLM-L6-v2-{sentence.fingerprint()}.onnx").write_bytes(b"not a model")
+        np.testing.assert_allclose(sentence.encode(texts[:1]), reference[:1], atol=2e-6)
+        assert [p.name for p in models.iterdir()] == [f"all-MiniLM-L6-v2-{sentence.fingerprint()}.onnx"]
+    finally:
+        module._onnx_model.cache_clear()
+    with pytest.raises(ConfigError, match="runtime"):
+        SentenceEncoder(device="cuda", runtime="onnx")

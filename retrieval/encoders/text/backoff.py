@@ -55,9 +55,13 @@ class SentenceBackoff:
     def word_dim(self) -> int:
         return int(self.word_vectors.shape[1])
 
-    def nearest(self, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """(len(texts), word_dim) float32 unit vectors in the word2vec space, and each text's nearest key."""
-        cosines = self.sentence.encode(list(texts)) @ self.sentence_vectors.T
+    def nearest(self, texts: Sequence[str], sentence_vectors: np.ndarray | None = None
+                ) -> tuple[np.ndarray, list[str]]:
+        """(len(texts), word_dim) float32 unit vectors in the word2vec space, and each text's nearest key.
+        ``sentence_vectors``: the texts' MiniLM vectors when the caller has them already."""
+        if sentence_vectors is None:
+            sentence_vectors = self.sentence.encode(list(texts))
+        cosines = sentence_vectors @ self.sentence_vectors.T
         k = min(NEIGHBOURS, cosines.shape[1])
         top = np.argpartition(-cosines, k - 1, axis=1)[:, :k]
         near = np.take_along_axis(cosines, top, axis=1)
@@ -67,9 +71,9 @@ class SentenceBackoff:
         best = top[np.arange(len(top)), near.argmax(axis=1)]
         return unit_rows(mixed, _NORM_FLOOR).astype(np.float32), [self.keys[i] for i in best]
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], sentence_vectors: np.ndarray | None = None) -> np.ndarray:
         """(len(texts), word_dim) float32 unit vectors in the word2vec space."""
-        return self.nearest(texts)[0]
+        return self.nearest(texts, sentence_vectors)[0]
 
 
 def _sentence_encoder():

@@ -17,6 +17,7 @@ import numpy as np
 
 from retrieval.encoders.text.base import META_FILE, read_meta
 from retrieval.encoders.text.sentence import SentenceEncoder
+from retrieval.encoders.text.tokens import tokenize
 from retrieval.encoders.text.word2vec import Word2VecEncoder
 from retrieval.errors import DataError
 from retrieval.fileio import write_text_atomic
@@ -48,8 +49,15 @@ class FusedEncoder:
         """(len(texts), output_dim) float32, unit L2 norm."""
         if isinstance(texts, str):
             raise TypeError("encode takes a sequence of texts; wrap a single text in a list")
-        halves = [self.word2vec.encode(texts), self.sentence.encode(texts)]
-        return (np.hstack(halves) / np.float32(math.sqrt(2.0))).astype(np.float32)
+        texts = list(texts)
+        whole = {" ".join(tokenize(text)): i for i, text in enumerate(texts)}
+        # one MiniLM batch for the texts and the word2vec half's unknown runs ("falling asleep"); a run that is
+        # a whole text ("lullaby") reuses that text's vector
+        runs = [run for run in self.word2vec.backoff_runs(texts) if run not in whole]
+        sentence = self.sentence.encode(texts + runs)
+        known = {run: sentence[i] for run, i in whole.items()} | dict(zip(runs, sentence[len(texts):], strict=True))
+        word = self.word2vec.encode(texts, sentence_vectors=known)
+        return (np.hstack([word, sentence[:len(texts)]]) / np.float32(math.sqrt(2.0))).astype(np.float32)
 
     def matched_terms(self, text: str) -> list[str]:
         """The word2vec terms of ``text`` (the sentence half reads all of it)."""

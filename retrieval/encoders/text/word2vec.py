@@ -40,7 +40,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -373,7 +373,16 @@ class Word2VecEncoder:
 
     # -- encoding
 
-    def encode(self, texts: Sequence[str], *, strict: bool = False) -> np.ndarray:
+    def backoff_runs(self, texts: Sequence[str]) -> list[str]:
+        """The distinct runs of unknown words that :meth:`encode` reads through the backoff (none without one)."""
+        if self.backoff is None:
+            return []
+        runs = (term[:-len(BACKOFF_MARK)] for text in texts for term in self.resolve(text).terms
+                if term.endswith(BACKOFF_MARK))
+        return list(dict.fromkeys(runs))
+
+    def encode(self, texts: Sequence[str], *, strict: bool = False,
+               sentence_vectors: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """Encode each text as the re-normalised mean of its terms' unit vectors.
 
         v(text) = normalise( (1/|T|) Σ_{t∈T} w_t / ‖w_t‖ ), T = ``resolve(text).terms``.
@@ -381,6 +390,8 @@ class Word2VecEncoder:
         Args:
             texts: n tags or queries.
             strict: raise :class:`UnknownTermError` when any content word is unknown, instead of skipping it.
+            sentence_vectors: MiniLM vectors of the :meth:`backoff_runs` already computed by the caller (the fused
+                encoder reads them in the same batch as its whole queries); the others are computed here.
 
         Returns:
             (n, output_dim) float32, unit L2 norm.
@@ -402,7 +413,9 @@ class Word2VecEncoder:
             guessed = [term[:-len(BACKOFF_MARK)] for term in resolution.terms if term.endswith(BACKOFF_MARK)]
             parts = [unit_rows(self._vectors[[self._index[term.lower()] for term in known]], _NORM_FLOOR)]
             if guessed:
-                parts.append(self.backoff.encode(guessed))
+                given = sentence_vectors or {}
+                known_runs = np.stack([given[run] for run in guessed]) if all(r in given for r in guessed) else None
+                parts.append(self.backoff.encode(guessed, known_runs))
             out[i] = np.vstack(parts).mean(axis=0)
         return unit_rows(out, _NORM_FLOOR)
 
