@@ -1,17 +1,22 @@
 """Query latency: a whole warm ``Retriever.search`` (spelling, word tower, MLP, nearest tags, index lookup) and
 its text-encoding part alone, for several retrievers side by side.
 
-The retrievers are timed interleaved — each query goes to every retriever in turn, in a rotating order — so the
-load of a shared machine falls on all of them alike and their ratio holds even when absolute times drift.
-Every retriever is warmed up first (model loading, first-call allocations).
+Each retriever lives in its own worker process (so one library's idle thread pool cannot slow another's), and the
+retrievers are timed interleaved: each round of queries goes to every worker in turn, in a rotating order, one
+worker busy at a time (a round per turn, not a query: a library's threads spin a while after their last work, which
+would bill one worker's spin to the next). The load of a shared machine falls on all of them alike, so their ratio
+holds when absolute times drift. Every retriever is warmed up first (model loading, first-call allocations).
+``--peer`` adds, for every sentence or fused retriever, the same retriever with MiniLM on sentence-transformers
+(what a user would run without this library's ONNX Runtime path).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/query_encoding.py INDEX_A INDEX_B ...   # e.g. fused, word2vec, sentence
+    PYTHONPATH=. .venv/bin/python benchmarks/query_encoding.py INDEX_A INDEX_B ... [--peer]
     PYTHONPATH=. .venv/bin/python benchmarks/query_encoding.py --smoke INDEX          # make test: 2 rounds
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import time
 from pathlib import Path
 
@@ -22,47 +27,84 @@ QUERIES = ["dreamy", "sad piano", "music for falling asleep", "irish folk", "ene
            "something to study to", "a quiet night by the fire", "solemn choral music for a funeral", "cello"]
 
 
-def time_retrievers(retrievers, rounds: int, k: int = 10) -> list[dict[str, list[float]]]:
-    """Per retriever, the milliseconds of each ``embed_text`` and each ``search`` call (interleaved)."""
-    for retriever in retrievers:
-        for query in QUERIES[:3]:
-            retriever.search(query, k=k)
-    times = [{"embed": [], "search": []} for _ in retrievers]
-    order = list(range(len(retrievers)))
-    for _ in range(rounds):
-        for query in QUERIES:
-            order = order[1:] + order[:1]
-            for i in order:
-                started = time.perf_counter()
-                retrievers[i].embed_text(query)
-                middle = time.perf_counter()
-                retrievers[i].search(query, k=k)
-                ended = time.perf_counter()
-                times[i]["embed"].append((middle - started) * 1000)
-                times[i]["search"].append((ended - middle) * 1000)
-    return times
+def _worker(connection, index: str, peer: bool) -> None:
+    """Load one retriever, then answer (query, k) with (embed ms, search ms) until told None."""
+    import retrieval
+
+    retriever = retrieval.load(index)
+    kind = retriever.run.config.model.text.kind
+    if peer:
+        from retrieval.encoders.text import SentenceEncoder
+
+        if kind == "sentence":
+            retriever.text_encoder = SentenceEncoder(runtime="torch")
+        else:
+            retriever.text_encoder.sentence = SentenceEncoder(runtime="torch")
+    for query in QUERIES[:3]:
+        retriever.search(query)
+    connection.send((kind, len(retriever.index), retriever.index.backend))
+    while (request := connection.recv()) is not None:
+        query, k = request
+        started = time.perf_counter()
+        retriever.embed_text(query)
+        middle = time.perf_counter()
+        retriever.search(query, k=k)
+        connection.send(((middle - started) * 1000, (time.perf_counter() - middle) * 1000))
+
+
+def _label(index: str, peer: bool) -> str:
+    path = Path(index).resolve()
+    name = path.parent.parent.name if path.name == "index" else path.name  # HOME/demo/index → HOME
+    return f"{name} [sentence-transformers]" if peer else name
 
 
 def main(argv: list[str] | None = None) -> int:
-    import retrieval
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("indexes", nargs="+", help="index folders (or run folders with RUN/index)")
     parser.add_argument("--rounds", type=int, default=10, help="passes over the queries (default 10)")
+    parser.add_argument("--peer", action="store_true",
+                        help="add each sentence/fused retriever again with MiniLM on sentence-transformers")
     parser.add_argument("--smoke", action="store_true", help="2 rounds, for make test")
     args = parser.parse_args(argv)
-    retrievers = [retrieval.load(name) for name in args.indexes]
-    times = time_retrievers(retrievers, 2 if args.smoke else args.rounds)
-    print(f"{len(QUERIES)} queries × {2 if args.smoke else args.rounds} rounds, interleaved, after a warm-up")
+    rounds = 2 if args.smoke else args.rounds
+    context = multiprocessing.get_context("spawn")
+    workers = []
+
+    def start(index: str, peer: bool) -> None:
+        mine, theirs = context.Pipe()
+        process = context.Process(target=_worker, args=(theirs, index, peer), daemon=True)
+        process.start()
+        workers.append((_label(index, peer), mine, process, mine.recv()))
+
+    try:
+        for index in args.indexes:
+            start(index, False)
+        if args.peer:
+            for index, (_, _, _, (kind, _, _)) in zip(list(args.indexes), list(workers), strict=True):
+                if kind in ("sentence", "fused"):
+                    start(index, True)
+        times = [{"embed": [], "search": []} for _ in workers]
+        order = list(range(len(workers)))
+        for _ in range(rounds):  # a round of all queries per worker, workers in rotating order
+            order = order[1:] + order[:1]
+            for i in order:
+                for query in QUERIES:
+                    workers[i][1].send((query, 10))
+                    embed, search = workers[i][1].recv()
+                    times[i]["embed"].append(embed)
+                    times[i]["search"].append(search)
+    finally:
+        for _, connection, process, _ in workers:
+            connection.send(None)
+            process.join(timeout=30)
+    print(f"{len(QUERIES)} queries × {rounds} rounds, interleaved, one worker process per retriever, after a "
+          "warm-up")
     print("| retriever | word tower | tracks | index | embed p50 ms | search p50 ms | search p99 ms |")
     print("|---|---|---:|---|---:|---:|---:|")
-    for name, retriever, measured in zip(args.indexes, retrievers, times, strict=True):
-        path = Path(name).resolve()
-        name = path.parent.name if path.name == "index" else path.name  # RUN/index → RUN
+    for (label, _, _, (kind, n, backend)), measured in zip(workers, times, strict=True):
         embed = np.percentile(measured["embed"], 50)
         p50, p99 = np.percentile(measured["search"], [50, 99])
-        print(f"| {name} | {retriever.run.config.model.text.kind} | {len(retriever.index)} | "
-              f"{retriever.index.backend} | {embed:.2f} | {p50:.2f} | {p99:.2f} |")
+        print(f"| {label} | {kind} | {n} | {backend} | {embed:.2f} | {p50:.2f} | {p99:.2f} |")
     return 0
 
 
