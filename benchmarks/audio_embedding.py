@@ -31,7 +31,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--smoke", action="store_true", help="2 files of 3 s (make test)")
     args = parser.parse_args()
+    if args.smoke:
+        args.files, args.seconds = 2, 3.0
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(args.config, ["model.modality=audio"])

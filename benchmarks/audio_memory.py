@@ -142,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="torch threads per case (default: torch's; 1 on a busy machine)",
     )
+    parser.add_argument("--smoke", action="store_true", help="a 0.2-minute track (make test)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.minutes = 0.2
 
     import soundfile as sf
 

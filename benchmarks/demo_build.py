@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     parser.add_argument("--out", type=Path, default=None, help="corpus folder to keep (must not exist)")
+    parser.add_argument("--smoke", action="store_true", help="8 tracks of 2 s (make test)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.tracks, args.seconds = 8, 2.0
 
     temporary = args.out is None
     out = Path(tempfile.mkdtemp(prefix="demo_build_")) / "corpus" if temporary else args.out

@@ -257,7 +257,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=None, help="where indexes are saved to measure size")
     parser.add_argument("--text-encoders", nargs="*", default=None, metavar="NAME",
                         help="also time query encoding with these text encoders (default: sentence)")
-    return parser.parse_args(argv)
+    parser.add_argument("--smoke", action="store_true", help="a 2,000 × 32 catalogue, 20 queries (make test)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.n, args.dim, args.queries, args.search_k = 2000, 32, 20, [500]
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,10 @@ def main() -> None:
     parser.add_argument("--size", default="demo", choices=["demo", "paper"])
     parser.add_argument("--only", nargs="+", default=None, help="backbone names (default: all)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--smoke", action="store_true", help="1 file of 3 s, FCN only (make test)")
     args = parser.parse_args()
+    if args.smoke:
+        args.files, args.seconds, args.only = 1, 3.0, args.only or ["fcn"]
     if args.threads:
         torch.set_num_threads(args.threads)
     names = args.only or list(AUDIO_BACKBONES)

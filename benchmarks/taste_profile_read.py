@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rows", type=int, default=1_000_000, help="lines to generate (default 1,000,000)")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--smoke", action="store_true", help="10,000 rows (make test)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.rows = 10_000
     if args.measure is not None:
         print(json.dumps(measure(args.measure)))
         return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +49,14 @@ def test_query_encoding_smoke(tiny_index: Path) -> None:
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| ") and "ms" not in line]
     assert [row[1] for row in rows] == ["fused", "fused"] and rows[1][0].endswith("[sentence-transformers]")
     assert all(float(row[5]) > 0 for row in rows)
+
+
+@pytest.mark.parametrize("name", ["search_latency", "taste_profile_read", "audio_memory", "demo_build",
+                                  "audio_embedding", "tagging_speed"])
+def test_self_contained_benchmarks_run_at_smoke_size(name: str, tmp_path: Path) -> None:
+    root = BENCHMARKS.parent
+    env = {**os.environ, "PYTHONPATH": str(root), "RETRIEVAL_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), "--smoke"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"\d+\.\d+", done.stdout), done.stdout[-2000:]  # it printed its figures
