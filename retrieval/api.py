@@ -258,16 +258,14 @@ class Retriever:
         return [replace(hits[i], score=float(scores[i])) for i in order]
 
 
-def load(path: str | os.PathLike | None = None) -> Retriever:
-    """Load a retriever from an index folder (with ``model.json``) or a run folder (using ``RUN/index``).
-
-    ``None`` loads the demo retriever from :func:`retrieval.paths.demo_index_path` (``$RETRIEVAL_HOME``).
+def locate(path: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """(run folder, index folder) of an index folder (its ``model.json`` names the run) or of a run folder
+    (``RUN/index``); ``None`` is the demo's index.
 
     Raises:
-        DataError: nothing there, with the command that creates it.
+        DataError: nothing there, with the command that creates it, or a folder that is neither.
     """
     from retrieval import paths
-    from retrieval.runs import load_run
 
     path = Path(path) if path is not None else paths.demo_index_path()
     if not path.exists():
@@ -278,12 +276,23 @@ def load(path: str | os.PathLike | None = None) -> Retriever:
         )
         raise DataError(path, f"no retriever here; {hint}")
     if (path / MODEL_FILE).is_file():
-        index_dir = path
-        run_dir = Path(json.loads((path / MODEL_FILE).read_text())["run"])
-    elif (path / "checkpoints").is_dir():
-        run_dir, index_dir = path, path / "index"
-    else:
-        raise DataError(path, f"neither an index folder (no {MODEL_FILE}) nor a run folder (no checkpoints/)")
+        return Path(json.loads((path / MODEL_FILE).read_text())["run"]), path
+    if (path / "checkpoints").is_dir():
+        return path, path / "index"
+    raise DataError(path, f"neither an index folder (no {MODEL_FILE}) nor a run folder (no checkpoints/)")
+
+
+def load(path: str | os.PathLike | None = None) -> Retriever:
+    """Load a retriever from an index folder (with ``model.json``) or a run folder (using ``RUN/index``).
+
+    ``None`` loads the demo retriever from :func:`retrieval.paths.demo_index_path` (``$RETRIEVAL_HOME``).
+
+    Raises:
+        DataError: nothing there, with the command that creates it.
+    """
+    from retrieval.runs import load_run
+
+    run_dir, index_dir = locate(path)
     run = load_run(run_dir)
     index = None
     if index_dir.exists():

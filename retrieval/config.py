@@ -81,7 +81,7 @@ class TextSettings:
     side (:mod:`retrieval.encoders.text.fused`).
 
     ``backoff`` (word2vec and fused): ``sentence`` (the default) reads words the vocabulary lacks through
-    all-MiniLM-L6-v2, as the mean word2vec vector of their nearest vocabulary entries in the sentence space
+    all-MiniLM-L6-v2, as the mean word2vec vector of the run's tags nearest to them in the sentence space
     (:mod:`retrieval.encoders.text.backoff`); ``none`` skips them (the paper). Known words encode identically
     either way, so the backoff never changes training.
     """

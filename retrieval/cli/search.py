@@ -71,13 +71,10 @@ def _tag(args: argparse.Namespace) -> int:
 
 
 def _vocab(args: argparse.Namespace) -> int:
-    from retrieval.api import MODEL_FILE
+    from retrieval.api import locate
     from retrieval.runs import load_run, text_encoder_for
 
-    folder = Path(args.run)
-    if (folder / MODEL_FILE).is_file():  # an index folder names its run
-        folder = Path(json.loads((folder / MODEL_FILE).read_text())["run"])
-    run = load_run(folder)
+    run = load_run(locate(args.run)[0])  # a run folder, or an index folder naming its run
     settings = run.config.model.text
     encoder = text_encoder_for(run.config, run.folder / "text", train=False)
     words = [word.replace("_", " ") for word in getattr(encoder, "vocabulary", [])]

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from retrieval.encoders.text.sentence import SentenceEncoder
 from retrieval.vectors import unit_rows
 
 __all__ = ["NEIGHBOURS", "TEMPERATURE", "SentenceBackoff"]
@@ -39,7 +40,7 @@ class SentenceBackoff:
     Args:
         keys: the tags (or any texts) the vectors belong to.
         word_vectors: their word2vec vectors (any norm), one row per key.
-        sentence: the sentence encoder (default: a new :class:`~retrieval.encoders.text.sentence.SentenceEncoder`).
+        sentence: the sentence encoder (default: a new :class:`SentenceEncoder`).
     """
 
     def __init__(self, keys: Sequence[str], word_vectors: np.ndarray, sentence=None):
@@ -48,7 +49,7 @@ class SentenceBackoff:
             raise ValueError(f"need one word vector per key: {len(keys)} keys, vectors {word_vectors.shape}")
         self.keys = list(keys)
         self.word_vectors = unit_rows(word_vectors, _NORM_FLOOR)
-        self.sentence = sentence or _sentence_encoder()
+        self.sentence = sentence or SentenceEncoder()
         self.sentence_vectors = self.sentence.encode([key.replace("_", " ") for key in self.keys])
 
     @property
@@ -74,9 +75,3 @@ class SentenceBackoff:
     def encode(self, texts: Sequence[str], sentence_vectors: np.ndarray | None = None) -> np.ndarray:
         """(len(texts), word_dim) float32 unit vectors in the word2vec space."""
         return self.nearest(texts, sentence_vectors)[0]
-
-
-def _sentence_encoder():
-    from retrieval.encoders.text.sentence import SentenceEncoder
-
-    return SentenceEncoder()
