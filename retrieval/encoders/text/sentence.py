@@ -121,7 +121,8 @@ class SentenceEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
     def _encode_onnx(self, texts: list[str]) -> np.ndarray:
-        """The model's own steps — word pieces, BERT, mean over real tokens, L2 norm — in ONNX Runtime."""
+        """The model's own steps — word pieces, BERT, mean over real tokens, L2 norm — in ONNX Runtime (the
+        mean's 1/n is a per-row scale, which the L2 norm removes, so only the sum over real tokens is taken)."""
         session, tokenizer = _onnx_model(str(self.model_dir), self.fingerprint())
         out = np.empty((len(texts), self.output_dim), dtype=np.float32)
         for start in range(0, len(texts), self.batch_size):
@@ -130,8 +131,8 @@ class SentenceEncoder:
             mask = batch["attention_mask"].astype(np.int64)
             hidden = session.run(None, {"input_ids": batch["input_ids"].astype(np.int64), "attention_mask": mask})[0]
             summed = np.einsum("bsd,bs->bd", hidden, mask.astype(np.float32))
-            mean = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1)
-            out[start:start + len(mean)] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+            out[start:start + len(summed)] = summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True),
+                                                                 1e-12)
         return out
 
     def matched_terms(self, text: str) -> list[str]:
