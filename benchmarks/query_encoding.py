@@ -7,9 +7,10 @@ worker busy at a time (a round per turn, not a query: a library's threads spin a
 would bill one worker's spin to the next). The load of a shared machine falls on all of them alike, so their ratio
 holds when absolute times drift. Every retriever is warmed up first (model loading, first-call allocations).
 ``--peer`` adds, for every sentence or fused retriever, the same retriever with MiniLM on sentence-transformers
-(what a user would run without this library's ONNX Runtime path).
+(what a user would run without this library's ONNX Runtime path); ``--fp32`` adds it with the float32 ONNX model
+(where int8 is the default), which shows what the int8 weights give.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/query_encoding.py INDEX_A INDEX_B ... [--peer]
+    PYTHONPATH=. .venv/bin/python benchmarks/query_encoding.py INDEX_A INDEX_B ... [--peer] [--fp32]
     PYTHONPATH=. .venv/bin/python benchmarks/query_encoding.py --smoke INDEX          # make test: 2 rounds
 """
 
@@ -27,19 +28,24 @@ QUERIES = ["dreamy", "sad piano", "music for falling asleep", "irish folk", "ene
            "something to study to", "a quiet night by the fire", "solemn choral music for a funeral", "cello"]
 
 
-def _worker(connection, index: str, peer: bool) -> None:
-    """Load one retriever, then answer (query, k) with (embed ms, search ms) until told None."""
+# MiniLM variants a worker can swap in: label suffix → SentenceEncoder arguments
+_VARIANTS = {"sentence-transformers": {"runtime": "torch"}, "ONNX fp32": {"precision": "fp32"}}
+
+
+def _worker(connection, index: str, variant: str | None) -> None:
+    """Load one retriever (with a MiniLM ``variant`` of _VARIANTS, if given), then answer (query, k) with
+    (embed ms, search ms) until told None."""
     import retrieval
 
     retriever = retrieval.load(index)
     kind = retriever.run.config.model.text.kind
-    if peer:
+    if variant:
         from retrieval.encoders.text import SentenceEncoder
 
         if kind == "sentence":
-            retriever.text_encoder = SentenceEncoder(runtime="torch")
+            retriever.text_encoder = SentenceEncoder(**_VARIANTS[variant])
         else:
-            retriever.text_encoder.sentence = SentenceEncoder(runtime="torch")
+            retriever.text_encoder.sentence = SentenceEncoder(**_VARIANTS[variant])
     for query in QUERIES[:3]:
         retriever.search(query)
     connection.send((kind, len(retriever.index), retriever.index.backend))
@@ -52,10 +58,10 @@ def _worker(connection, index: str, peer: bool) -> None:
         connection.send(((middle - started) * 1000, (time.perf_counter() - middle) * 1000))
 
 
-def _label(index: str, peer: bool) -> str:
+def _label(index: str, variant: str | None) -> str:
     path = Path(index).resolve()
     name = path.parent.parent.name if path.name == "index" else path.name  # HOME/demo/index → HOME
-    return f"{name} [sentence-transformers]" if peer else name
+    return f"{name} [{variant}]" if variant else name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,25 +70,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10, help="passes over the queries (default 10)")
     parser.add_argument("--peer", action="store_true",
                         help="add each sentence/fused retriever again with MiniLM on sentence-transformers")
+    parser.add_argument("--fp32", action="store_true",
+                        help="add each sentence/fused retriever again with the float32 ONNX model")
     parser.add_argument("--smoke", action="store_true", help="2 rounds, for make test")
     args = parser.parse_args(argv)
     rounds = 2 if args.smoke else args.rounds
     context = multiprocessing.get_context("spawn")
     workers = []
 
-    def start(index: str, peer: bool) -> None:
+    def start(index: str, variant: str | None) -> None:
         mine, theirs = context.Pipe()
-        process = context.Process(target=_worker, args=(theirs, index, peer), daemon=True)
+        process = context.Process(target=_worker, args=(theirs, index, variant), daemon=True)
         process.start()
-        workers.append((_label(index, peer), mine, process, mine.recv()))
+        workers.append((_label(index, variant), mine, process, mine.recv()))
 
     try:
         for index in args.indexes:
-            start(index, False)
-        if args.peer:
-            for index, (_, _, _, (kind, _, _)) in zip(list(args.indexes), list(workers), strict=True):
+            start(index, None)
+        variants = [name for name, wanted in zip(_VARIANTS, (args.peer, args.fp32), strict=True) if wanted]
+        for variant in variants:
+            for index, (_, _, _, (kind, _, _)) in zip(list(args.indexes), list(workers), strict=False):
                 if kind in ("sentence", "fused"):
-                    start(index, True)
+                    start(index, variant)
         times = [{"embed": [], "search": []} for _ in workers]
         order = list(range(len(workers)))
         for _ in range(rounds):  # a round of all queries per worker, workers in rotating order

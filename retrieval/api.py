@@ -12,12 +12,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,10 +33,40 @@ from retrieval.vectors import unit_rows
 MODEL_FILE = "model.json"
 # Norm floor of the cosines computed here (tags vs query, listening factors): an all-zero row scores 0.
 _NORM_EPS = 1e-12
-#: Query batches up to this size run the word tower's MLP on one torch thread (see ``Retriever._embed_corrected``).
+#: Query batches up to this size run torch and numpy on one thread (see :func:`_query_threads`).
 _SMALL_BATCH = 8
 # Candidates re-ranked when blending text with listening similarity, per requested result.
 _BLEND_POOL = 10
+
+
+@functools.cache
+def _blas() -> Any:
+    """numpy's BLAS thread pool (threadpoolctl's handle; found once per process)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+@contextlib.contextmanager
+def _query_threads(n_queries: int) -> Iterator[None]:
+    """Run a few queries' torch and numpy arithmetic on one thread.
+
+    A query's MLP and dot products take microseconds of arithmetic; a second thread only adds its wake-up, and
+    an OpenBLAS thread then busy-waits ~0.1 s for more work — on a 2-core machine, on the core the sentence
+    model's ONNX Runtime needs for the *next* query (measured: warm search p50 9.4 → 8.0 ms with one BLAS thread;
+    the MLP's share 1.6 → 0.7 ms with one torch thread). ONNX Runtime keeps its own pool. Large batches are
+    left alone.
+    """
+    if n_queries > _SMALL_BATCH:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with _blas().limit(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class SearchResult(list):
@@ -76,9 +109,11 @@ class Retriever:
     index: object | None
     item_factors: object | None = None
     speller: Speller | None = None
-    # query-independent, computed once: the tags' index-space vectors and their unit rows (matched_tags)
+    # query-independent, computed once: the tags' index-space vectors and their unit rows (matched_tags), and
+    # the word tower as numpy for a few queries (JointModel.query_projector)
     _tag_vectors: np.ndarray | None = field(default=None, init=False, repr=False)
     _unit_tags: np.ndarray | None = field(default=None, init=False, repr=False)
+    _projector: object | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.speller is None:
@@ -106,22 +141,17 @@ class Retriever:
             (n, dim) float32; unit norm except for the gated model (see :meth:`JointModel.encode_text`).
         """
         texts = [texts] if isinstance(texts, str) else list(texts)
-        return self._embed_corrected([self.speller.correct(text)[0] for text in texts])
+        with _query_threads(len(texts)):
+            return self._embed_corrected([self.speller.correct(text)[0] for text in texts])
 
     @torch.inference_mode()
     def _embed_corrected(self, texts: list[str]) -> np.ndarray:
-        vectors = torch.from_numpy(np.asarray(self.text_encoder.encode(texts), dtype=np.float32))
+        vectors = np.asarray(self.text_encoder.encode(texts), dtype=np.float32)
         if len(texts) > _SMALL_BATCH:
-            return self.model.encode_text(vectors).numpy()
-        # A few query rows through the MLP take microseconds of arithmetic; a second torch thread only adds its
-        # wake-up and spin, which on a 2-core machine also slows the sentence model's runtime (measured: the
-        # MLP's share of a warm search 1.6 → 0.7 ms).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self.model.encode_text(vectors).numpy()
-        finally:
-            torch.set_num_threads(threads)
+            return self.model.encode_text(torch.from_numpy(vectors)).numpy()
+        if self._projector is None:  # the loaded model is frozen: its numpy snapshot stays valid
+            self._projector = self.model.query_projector()
+        return self._projector(vectors)
 
     def embed_audio(self, paths: str | os.PathLike | Sequence[str | os.PathLike],
                     n_crops: int | None = None) -> np.ndarray:
@@ -159,7 +189,10 @@ class Retriever:
         Returns:
             :class:`SearchResult` (a list of :class:`Hit`) with ``terms`` and ``matched_tags``.
         """
-        text = query if isinstance(query, str) else " ".join(query)
+        with _query_threads(1):
+            return self._search(query if isinstance(query, str) else " ".join(query), k, near, blend)
+
+    def _search(self, text: str, k: int, near: str | None, blend: float) -> SearchResult:
         corrected, fixes = self.speller.correct(text)
         vector = self._embed_corrected([corrected])
         shown = {right: f"{typed}→{right}" for typed, right in fixes}
@@ -202,8 +235,8 @@ class Retriever:
     def similar(self, track_id: str, k: int = 10) -> list[Hit]:
         """Tracks nearest to an indexed track (the track itself excluded)."""
         index = self._index()
-        vector = index.vectors_of([track_id])
-        hits = index.search_hits(vector, k + 1)[0]
+        with _query_threads(1):
+            hits = index.search_hits(index.vectors_of([track_id]), k + 1)[0]
         return [hit for hit in hits if hit.track_id != track_id][:k]
 
     def tag(

@@ -45,9 +45,10 @@ def test_everyday_queries_smoke(tiny_index: Path, capsys) -> None:
 def test_query_encoding_smoke(tiny_index: Path) -> None:
     # a subprocess: the benchmark starts one worker process per retriever (spawn re-imports the script)
     out = subprocess.run([sys.executable, str(BENCHMARKS / "query_encoding.py"), "--smoke", "--peer",
-                          str(tiny_index)], capture_output=True, text=True, timeout=600, check=True).stdout
+                          "--fp32", str(tiny_index)], capture_output=True, text=True, timeout=600, check=True).stdout
     rows = [line.split(" | ") for line in out.splitlines() if line.startswith("| ") and "ms" not in line]
-    assert [row[1] for row in rows] == ["fused", "fused"] and rows[1][0].endswith("[sentence-transformers]")
+    assert [row[1] for row in rows] == ["fused"] * 3
+    assert rows[1][0].endswith("[sentence-transformers]") and rows[2][0].endswith("[ONNX fp32]")
     assert all(float(row[5]) > 0 for row in rows)
 
 

@@ -69,3 +69,22 @@ def test_wrong_audio_dimension_is_refused() -> None:
     audio = build_audio_encoder("short_chunk_cnn", mel=MEL, output_dim=EMBED + 1, channels=[4] * 7)
     with pytest.raises(ValueError, match="needs"):
         JointModel("audio", TEXT, EMBED, audio_encoder=audio)
+
+
+@pytest.mark.parametrize("modality", ["audio", "cultural", "concat", "gated"])
+def test_query_projector_is_encode_text_in_numpy(modality: str) -> None:
+    model = _model(modality)
+    g = torch.Generator().manual_seed(2)
+    for module in model.modules():  # trained-looking batch norms, so the folding is really exercised
+        if isinstance(module, torch.nn.BatchNorm1d):
+            size = module.num_features
+            module.running_mean.copy_(torch.randn(size, generator=g))
+            module.running_var.copy_(torch.rand(size, generator=g) + 0.5)
+            module.weight.data.copy_(torch.randn(size, generator=g))
+            module.bias.data.copy_(torch.randn(size, generator=g))
+    words = torch.randn(6, TEXT, generator=g)
+    with torch.no_grad():
+        expected = model.encode_text(words).numpy()
+    projected = model.query_projector()(words.numpy())
+    assert projected.dtype == expected.dtype and projected.shape == expected.shape
+    torch.testing.assert_close(torch.from_numpy(projected), torch.from_numpy(expected), rtol=1e-5, atol=1e-6)

@@ -262,7 +262,11 @@ class VectorIndex(ABC):
     def search_hits(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
         """Like :meth:`search`, returning one list of :class:`Hit` per query with the catalogue's metadata."""
         ids, scores = self.search(queries, k)
-        return attach_metadata(ids, scores, self.catalogue)
+        if self.catalogue is None:
+            return attach_metadata(ids, scores, None)
+        if getattr(self, "_hit_table", None) is None or self._hit_table.catalogue is not self.catalogue:
+            self._hit_table = HitTable(self.catalogue)
+        return attach_metadata(ids, scores, self._hit_table)
 
     def save(self, folder: str | Path, catalogue: pd.DataFrame | None = None) -> Path:
         """Write the index to ``folder`` atomically (replacing an older index there only once complete).
@@ -312,14 +316,15 @@ class VectorIndex(ABC):
             raise RuntimeError(f"{type(self).__name__} is not built: call build() after add()")
 
 
-def attach_metadata(ids: np.ndarray, scores: np.ndarray, catalogue: pd.DataFrame | None) -> list[list[Hit]]:
+def attach_metadata(ids: np.ndarray, scores: np.ndarray,
+                    catalogue: pd.DataFrame | HitTable | None) -> list[list[Hit]]:
     """Turn search arrays into lists of :class:`Hit` with the catalogue's metadata.
 
     Args:
         ids: (q, k) track ids, best first (as returned by :meth:`VectorIndex.search`).
         scores: (q, k) cosine similarities.
-        catalogue: table from :func:`make_catalogue` / :func:`read_catalogue`, or None for bare hits.
-            Ids absent from it get no metadata.
+        catalogue: table from :func:`make_catalogue` / :func:`read_catalogue` (or its :class:`HitTable`, which
+            a warm index keeps), or None for bare hits. Ids absent from it get no metadata.
 
     Returns:
         q lists of k hits, in the order of ``ids``.
@@ -332,23 +337,39 @@ def attach_metadata(ids: np.ndarray, scores: np.ndarray, catalogue: pd.DataFrame
     if catalogue is None:
         hits = [Hit(track_id, score) for track_id, score in zip(flat_ids, flat_scores, strict=True)]
     else:
-        # Look up only the q·k returned rows; the catalogue may have millions.
-        # (positions and plain arrays: a DataFrame.reindex costs ~1 ms per search, most of a warm query)
-        table = catalogue if "track_id" not in catalogue.columns else catalogue.set_index("track_id")
-        positions = table.index.get_indexer(flat_ids)
-
-        def column(name: str) -> Sequence[object]:
-            if name not in table.columns:
-                return [None] * len(flat_ids)
-            values = table[name].to_numpy(dtype=object)
-            return [values[row] if row >= 0 else None for row in positions]
-
-        columns = zip(flat_ids, flat_scores, column("title"), column("artist"), column("tags"),
-                      column("audio_path"), strict=True)
-        hits = [
-            Hit(track_id, score, text_or_none(title), text_or_none(artist), tag_tuple(tags),
-                text_or_none(audio_path))
-            for track_id, score, title, artist, tags, audio_path in columns
-        ]
+        table = catalogue if isinstance(catalogue, HitTable) else HitTable(catalogue)
+        hits = table.hits(flat_ids, flat_scores)
     k = ids.shape[1]
     return [hits[row * k:(row + 1) * k] for row in range(ids.shape[0])]
+
+
+class HitTable:
+    """The catalogue columns a :class:`Hit` shows, as object arrays beside the catalogue's id index: made once
+    per catalogue, so a search looks up only its q·k rows (the catalogue may have millions) instead of
+    re-slicing the frame (which cost ~0.9 ms of a 10 ms warm search).
+
+    Args:
+        catalogue: table from :func:`make_catalogue` / :func:`read_catalogue` (track ids as index or column).
+    """
+
+    COLUMNS = ("title", "artist", "tags", "audio_path")
+
+    def __init__(self, catalogue: pd.DataFrame):
+        table = catalogue if "track_id" not in catalogue.columns else catalogue.set_index("track_id")
+        self.catalogue = catalogue
+        self._index = table.index
+        self._columns = {name: table[name].to_numpy(dtype=object) if name in table.columns else None
+                         for name in self.COLUMNS}
+
+    def hits(self, track_ids: list[str], scores: list[float]) -> list[Hit]:
+        """One :class:`Hit` per (id, score), with its catalogue row's metadata (none for an unknown id)."""
+        rows = self._index.get_indexer(track_ids).tolist()
+
+        def column(name: str) -> list[object]:
+            values = self._columns[name]
+            return [None] * len(rows) if values is None else [values[row] if row >= 0 else None for row in rows]
+
+        columns = zip(track_ids, scores, *(column(name) for name in self.COLUMNS), strict=True)
+        return [Hit(track_id, score, text_or_none(title), text_or_none(artist), tag_tuple(tags),
+                    text_or_none(audio_path))
+                for track_id, score, title, artist, tags, audio_path in columns]

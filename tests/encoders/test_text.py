@@ -372,25 +372,59 @@ def test_speller_corrects_one_edit_typos_but_never_english_words():
     assert Speller(["bards", "barks"], lexicon=frozenset()).correct_word("barzs") == "bards"
 
 
-def test_onnx_runtime_gives_the_sentence_transformers_vectors(sentence, tmp_path, monkeypatch):
+def test_onnx_runtime_gives_the_sentence_transformers_vectors(tmp_path, monkeypatch):
     from retrieval.encoders.text import SentenceEncoder
     from retrieval.encoders.text import sentence as module
 
-    assert sentence.runtime == "onnx"  # the CPU default with onnxruntime installed
+    exact = SentenceEncoder(precision="fp32")
+    assert exact.runtime == "onnx"  # the CPU default with onnxruntime installed
     texts = ["sad piano", "a lullaby for a rainy night", "I want something calm and gentle to help me relax", "x"]
     reference = SentenceEncoder(runtime="torch").encode(texts)
-    np.testing.assert_allclose(sentence.encode(texts), reference, atol=2e-6)
-    np.testing.assert_allclose(SentenceEncoder(batch_size=1).encode(texts), reference, atol=2e-6)  # no padding
-    # a damaged export is replaced, not used; the export leaves no temporary file
+    np.testing.assert_allclose(exact.encode(texts), reference, atol=2e-6)
+    np.testing.assert_allclose(SentenceEncoder(batch_size=1, precision="fp32").encode(texts), reference,
+                               atol=2e-6)  # no padding
+    # a damaged export is replaced, not used; an older recipe's export is swept; no temporary file is left
     monkeypatch.setenv("RETRIEVAL_HOME", str(tmp_path))
     module._onnx_model.cache_clear()
     try:
-        models = tmp_path / "models"
-        models.mkdir()
-        (models / f"all-MiniLM-L6-v2-{sentence.fingerprint()}.onnx").write_bytes(b"not a model")
-        np.testing.assert_allclose(sentence.encode(texts[:1]), reference[:1], atol=2e-6)
-        assert [p.name for p in models.iterdir()] == [f"all-MiniLM-L6-v2-{sentence.fingerprint()}.onnx"]
+        path = module.onnx_model_path(exact.fingerprint(), "fp32")
+        path.parent.mkdir()
+        path.write_bytes(b"not a model")
+        (path.parent / f"all-MiniLM-L6-v2-{exact.fingerprint()}.onnx").write_bytes(b"recipe 1")
+        np.testing.assert_allclose(exact.encode(texts[:1]), reference[:1], atol=2e-6)
+        assert [p.name for p in path.parent.iterdir()] == [path.name]
+        # the export is the fused one: one Attention kernel per layer, no shape arithmetic left around it
+        import onnx
+
+        ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+        assert ops.count("Attention") == 6 and ops.count("EmbedLayerNormalization") == 1
     finally:
         module._onnx_model.cache_clear()
     with pytest.raises(ConfigError, match="runtime"):
         SentenceEncoder(device="cuda", runtime="onnx")
+    with pytest.raises(ConfigError, match="precision"):
+        SentenceEncoder(runtime="torch", precision="int8")
+
+
+def test_int8_sentence_model_keeps_the_float_vectors_and_neighbours():
+    """The int8 model (the default on VNNI CPUs) stays within cosine 0.999 of float32 and ranks the same."""
+    import onnx
+
+    from retrieval.encoders.text import SentenceEncoder
+    from retrieval.encoders.text import sentence as module
+
+    texts = ["dreamy", "sad piano", "music for falling asleep", "irish folk", "energetic fiddle tune", "lullaby",
+             "loud brass", "a quiet night by the fire", "solemn choral music for a funeral", "cello", "spooky",
+             "heavy metal guitar riffs", "rainy day jazz", "baroque harpsichord", "children's songs", "x"]
+    exact = SentenceEncoder(precision="fp32").encode(texts)
+    int8 = SentenceEncoder(precision="int8")
+    quantized = int8.encode(texts)
+    cosines = (exact * quantized).sum(axis=1)
+    assert cosines.min() >= 0.999 and cosines.max() < 1 - 1e-7  # close, and really another model
+    np.testing.assert_allclose(np.linalg.norm(quantized, axis=1), 1.0, atol=1e-5)
+    # every text's nearest other text is the same
+    exact_neighbours = np.argsort(-(exact @ exact.T - 2 * np.eye(len(texts))), axis=1)[:, 0]
+    int8_neighbours = np.argsort(-(quantized @ quantized.T - 2 * np.eye(len(texts))), axis=1)[:, 0]
+    assert (exact_neighbours == int8_neighbours).all()
+    ops = [node.op_type for node in onnx.load(str(module.onnx_model_path(int8.fingerprint(), "int8"))).graph.node]
+    assert ops.count("MatMulNBits") == 18 and "MatMul" not in ops
