@@ -12,7 +12,7 @@ DEMO_DIR := $(RETRIEVAL_HOME)/demo
 install: $(STAMP)
 
 # Re-runs only when the dependency declarations change (idempotent).
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt torch torchaudio
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# tinysoundfont's declared pyaudio dependency is only for live playback and needs system
 	# PortAudio headers; offline rendering does not use it.
 	$(PIP) install --quiet --no-deps tinysoundfont
+	# musicnn ships the published TensorFlow checkpoints that retrieval.pretrained converts; its pinned
+	# TensorFlow is not needed for that and never goes into .venv.
+	$(PIP) install --quiet --no-deps musicnn
 	touch $(STAMP)
 
 # Build the demo corpus, train the demo model, evaluate it (each step reuses finished work).
