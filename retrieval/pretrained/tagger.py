@@ -1,0 +1,157 @@
+"""A published musicnn model as a ready tagger: audio file → its input patches → 50 tag probabilities and
+penultimate features, as ``musicnn``'s own extractor computes them.
+
+Front end (musicnn's ``extractor.batch_data``): decode, mono, 16 kHz; power mel spectrogram with a 512-point FFT
+(Hann, centred, zero padding), hop 256, 96 Slaney mel bands (Slaney-normalised, as librosa's default); rounded to
+float16 as musicnn stores it; x = log10(1 + 10000·mel); consecutive non-overlapping patches of 187 frames (3 s),
+a last partial patch dropped (a clip shorter than 3 s is zero-padded to one patch). A file's tag probabilities
+are the mean over its patches of sigmoid(logits) — musicnn's ``top_tags`` average of the taggram — and its
+features the mean of the penultimate features.
+
+Converted weights are cached under ``$RETRIEVAL_HOME/models/musicnn/`` (named by the checkpoint files' hash) and
+loaded ``weights_only``; nothing is downloaded: the checkpoints come from the installed ``musicnn`` package.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from retrieval.errors import DataError
+from retrieval.fileio import atomic_path
+from retrieval.pretrained.musicnn import (
+    CHECKPOINTS,
+    HOP,
+    LOG_SCALE,
+    N_FFT,
+    N_MELS,
+    PATCH_FRAMES,
+    SAMPLE_RATE,
+    PublishedMusicnn,
+    PublishedVGG,
+    convert_checkpoint,
+    musicnn_package_dir,
+)
+
+__all__ = ["PRETRAINED", "PretrainedTagger", "log_mel_patches"]
+
+#: retriever names → checkpoint folders of the musicnn package
+PRETRAINED = {"musicnn-mtt": "MTT_musicnn", "musicnn-msd": "MSD_musicnn", "vgg-mtt": "MTT_vgg",
+              "vgg-msd": "MSD_vgg"}
+#: Patches per forward pass.
+_BATCH = 16
+
+
+@functools.cache
+def _mel() -> torch.nn.Module:
+    import torchaudio
+
+    return torchaudio.transforms.MelSpectrogram(SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, power=2.0,
+                                                center=True, pad_mode="constant", mel_scale="slaney",
+                                                norm="slaney")
+
+
+def log_mel_patches(audio: np.ndarray) -> np.ndarray:
+    """16 kHz mono audio (samples,) → (n_patches, 96, 187) float32 log-mel patches (see the module docstring)."""
+    with torch.no_grad():
+        mel = _mel()(torch.as_tensor(np.asarray(audio, dtype=np.float32)))  # (96, frames)
+    mel = mel.numpy().astype(np.float16).astype(np.float32)
+    log_mel = np.log10(1.0 + LOG_SCALE * mel)
+    frames = log_mel.shape[1]
+    if frames < PATCH_FRAMES:
+        log_mel = np.pad(log_mel, ((0, 0), (0, PATCH_FRAMES - frames)))
+        frames = PATCH_FRAMES
+    n = frames // PATCH_FRAMES
+    return np.ascontiguousarray(log_mel[:, :n * PATCH_FRAMES].reshape(N_MELS, n, PATCH_FRAMES).transpose(1, 0, 2))
+
+
+class PretrainedTagger:
+    """One of :data:`PRETRAINED` ("musicnn-mtt", "musicnn-msd", "vgg-mtt", "vgg-msd").
+
+    Attributes:
+        name: the retriever name; checkpoint: the musicnn package's folder name.
+        labels: the model's 50 tags, in output order.
+        model: the PyTorch network (eval mode) returning (logits, penultimate features).
+        fingerprint: hash of the checkpoint files (an index built with this model records it).
+
+    Example:
+        >>> tagger = PretrainedTagger("musicnn-mtt")  # doctest: +SKIP
+        >>> probabilities, features = tagger.embed_files(["song.mp3"])  # doctest: +SKIP
+    """
+
+    def __init__(self, name: str):
+        if name not in PRETRAINED:
+            raise KeyError(f"unknown pretrained model {name!r}; choose one of {sorted(PRETRAINED)}")
+        from retrieval.paths import home
+
+        self.name = name
+        self.checkpoint = PRETRAINED[name]
+        architecture, labels = CHECKPOINTS[self.checkpoint]
+        self.labels = list(labels)
+        self.fingerprint = _checkpoint_digest(musicnn_package_dir() / self.checkpoint)
+        self.model = PublishedMusicnn(len(labels)) if architecture == "musicnn" else PublishedVGG(len(labels))
+        cached = home() / "models" / "musicnn" / f"{self.checkpoint}-{self.fingerprint}.pt"
+        state = None
+        if cached.is_file():
+            try:
+                state = torch.load(cached, map_location="cpu", weights_only=True)
+                self.model.load_state_dict(state)
+            except Exception:  # a damaged or foreign cache file: convert again  # noqa: BLE001
+                state = None
+        if state is None:
+            converted = convert_checkpoint(self.checkpoint)
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(cached) as tmp:
+                torch.save(converted.state_dict(), tmp)
+            self.model.load_state_dict(converted.state_dict())
+        self.model.eval()
+
+    @property
+    def feature_dim(self) -> int:
+        return self.model.penultimate_dim
+
+    @torch.no_grad()
+    def embed_patches(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, 96, 187) patches → per-patch probabilities (n, 50) and penultimate features (n, feature_dim)."""
+        probabilities, features = [], []
+        for start in range(0, len(patches), _BATCH):
+            logits, penultimate = self.model(torch.from_numpy(patches[start:start + _BATCH]))
+            probabilities.append(torch.sigmoid(logits).numpy())
+            features.append(penultimate.numpy())
+        return np.concatenate(probabilities), np.concatenate(features)
+
+    def embed_file(self, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+        """One audio file → (50,) mean tag probabilities and (feature_dim,) mean penultimate features.
+
+        Raises:
+            AudioError: the file cannot be decoded (named).
+        """
+        from retrieval.audio import load_audio
+
+        probabilities, features = self.embed_patches(log_mel_patches(load_audio(path, SAMPLE_RATE)))
+        return probabilities.mean(axis=0), features.mean(axis=0)
+
+    def embed_files(self, paths: Sequence[str | Path]) -> tuple[np.ndarray, np.ndarray]:
+        """Audio files → (n, 50) tag probabilities and (n, feature_dim) features (see :meth:`embed_file`)."""
+        pairs = [self.embed_file(path) for path in paths]
+        if not pairs:
+            return np.zeros((0, len(self.labels)), np.float32), np.zeros((0, self.feature_dim), np.float32)
+        return np.stack([p for p, _ in pairs]), np.stack([f for _, f in pairs])
+
+
+@functools.cache
+def _checkpoint_digest(folder: Path) -> str:
+    """SHA-256 (16 hex) of a checkpoint folder's .index and .data files."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in folder.iterdir() if p.name == ".index" or p.name.startswith(".data-"))
+    if not files:
+        raise DataError(folder, "no checkpoint files (.index, .data-*) here; reinstall musicnn (--no-deps)")
+    for path in files:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
