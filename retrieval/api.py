@@ -316,15 +316,27 @@ def locate(path: str | os.PathLike | None = None) -> tuple[Path, Path]:
 
 
 def load(path: str | os.PathLike | None = None) -> Retriever:
-    """Load a retriever from an index folder (with ``model.json``) or a run folder (using ``RUN/index``).
+    """Load a retriever from an index folder (with ``model.json``), a run folder (using ``RUN/index``) or the
+    name of a pretrained model (``retrieval models``: "musicnn-mtt", "musicnn-msd", "vgg-mtt", "vgg-msd"; a
+    :class:`~retrieval.pretrained.retriever.PretrainedRetriever`, which tags files without an index).
 
     ``None`` loads the demo retriever from :func:`retrieval.paths.demo_index_path` (``$RETRIEVAL_HOME``).
 
     Raises:
         DataError: nothing there, with the command that creates it.
     """
+    from retrieval.pretrained.tagger import PRETRAINED
     from retrieval.runs import load_run
 
+    if path is not None and str(path) in PRETRAINED and not Path(path).exists():
+        from retrieval.pretrained.retriever import PretrainedRetriever
+
+        return PretrainedRetriever(str(path))
+    pretrained = _pretrained_name(path)
+    if pretrained is not None:
+        from retrieval.pretrained.retriever import PretrainedRetriever
+
+        return PretrainedRetriever(pretrained, index_dir=path)
     run_dir, index_dir = locate(path)
     run = load_run(run_dir)
     index = None
@@ -338,6 +350,17 @@ def load(path: str | os.PathLike | None = None) -> Retriever:
 
         item_factors = ItemFactors.load(run_dir / "item_factors.npz")
     return Retriever(run, run.text_encoder(), index, item_factors)
+
+
+def _pretrained_name(path: str | os.PathLike | None) -> str | None:
+    """The pretrained model an index folder was built with (its ``model.json`` says "pretrained"), else None."""
+    if path is None or not (Path(path) / MODEL_FILE).is_file():
+        return None
+    try:
+        described = json.loads((Path(path) / MODEL_FILE).read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(Path(path) / MODEL_FILE, f"unreadable ({error}); rebuild the index") from error
+    return described.get("pretrained") if isinstance(described, dict) else None
 
 
 _DEFAULT: dict[str, Retriever] = {}

@@ -1,4 +1,4 @@
-"""Indexing and searching: ``index``, ``search``, ``similar``, ``tag``, ``vocab``."""
+"""Indexing and searching: ``index``, ``search``, ``similar``, ``tag``, ``vocab``, ``models``."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def _similar(args: argparse.Namespace) -> int:
 def _tag(args: argparse.Namespace) -> int:
     from retrieval.api import load
 
-    tags = load(args.index).tag(args.file, k=args.k, head=args.head)
+    tags = load(args.model or args.index).tag(args.file, k=args.k, head=args.head)
     if args.json:
         print_json({"file": args.file, "tags": [{"tag": t, "score": s} for t, s in tags]})
     else:
@@ -101,18 +101,38 @@ def _vocab(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from retrieval.pretrained.musicnn import musicnn_package_dir
+    from retrieval.pretrained.tagger import PRETRAINED
+
+    rows = []
+    for name, checkpoint in PRETRAINED.items():
+        result = musicnn_package_dir() / checkpoint / "experiment.result"
+        figures = " ".join(result.read_text().split()) if result.is_file() else "no experiment.result"
+        rows.append({"name": name, "checkpoint": checkpoint, "source": "pip package musicnn 0.1.0 (ISC)",
+                     "tags": 50, "published": figures})
+    if args.json:
+        print_json({"models": rows})
+        return 0
+    for row in rows:
+        print(f"{row['name']:<12} {row['checkpoint']:<12} 50 tags  {row['published']}")
+    print("use: retrieval tag FILE --model NAME; retrieval index FOLDER --model NAME --out INDEX")
+    return 0
+
+
 def _add_index_and_k(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("-k", type=positive_int, default=10, help=f"how many {what} (default 10)")
     parser.add_argument("--index", default=None, help=f"index or run folder (default: {DEFAULT_INDEX})")
 
 
 def add_commands(commands: Commands) -> None:
-    """Add ``index``, ``search``, ``similar``, ``tag`` and ``vocab``."""
+    """Add ``index``, ``search``, ``similar``, ``tag``, ``vocab`` and ``models``."""
     from retrieval.index import DEFAULT_BACKEND, INDEX_BACKENDS
 
     index = commands.add_parser("index", help="index a folder of audio files (or a corpus) for search")
     index.add_argument("source", help="folder of audio files (or, with --corpus, a corpus folder)")
-    index.add_argument("--model", required=True, help="trained run folder")
+    index.add_argument("--model", required=True,
+                       help="trained run folder, or a pretrained model name (`retrieval models`)")
     index.add_argument("--out", required=True, help="index folder to write")
     index.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(INDEX_BACKENDS),
                        help="exact (brute force, the reference) or annoy (approximate, fast); default %(default)s")
@@ -145,5 +165,11 @@ def add_commands(commands: Commands) -> None:
     tag.add_argument("file", help="an audio file")
     _add_index_and_k(tag, "tags")
     tag.add_argument("--head", default=None, help="a tagger from `retrieval train-head --features shared`")
+    tag.add_argument("--model", default=None,
+                     help="a pretrained model name (`retrieval models`) or run folder, instead of --index")
     add_json_option(tag)
     tag.set_defaults(func=_tag)
+
+    models = commands.add_parser("models", help="the pretrained models that need no training")
+    add_json_option(models)
+    models.set_defaults(func=_models)

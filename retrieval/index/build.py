@@ -84,8 +84,36 @@ def _write_index(out: Path, run, ids: Sequence[str], vectors: np.ndarray, catalo
     write_text_atomic(out / "model.json", json.dumps({"run": str(Path(run.folder).resolve())}, indent=2))
 
 
+class _RunEmbedder:
+    """A trained run as :func:`index_folder`'s embedder: decode → the audio tower's crops → index-space vectors."""
+
+    def __init__(self, run_dir: str | os.PathLike, batch_size: int):
+        from retrieval.runs import load_run
+
+        self.run = load_run(run_dir)
+        self.fingerprint = self.run.fingerprint
+        self.batch_size = batch_size
+
+    def prepare(self, path: Path):
+        """Decode one file into its model input (raises AudioError on a bad file)."""
+        from retrieval.embedding import file_crops
+
+        return file_crops(self.run.model, [str(path)], self.run.config.eval.n_crops)[0]
+
+    def embed(self, prepared: list) -> np.ndarray:
+        """Prepared inputs → (len(prepared), d) vectors, one row per file."""
+        import torch
+
+        from retrieval.embedding import embed_crops
+
+        return embed_crops(self.run.model, torch.stack(prepared), self.batch_size).numpy()
+
+    def write(self, out: Path, ids: Sequence[str], vectors: np.ndarray, catalogue, backend: str) -> None:
+        _write_index(out, self.run, ids, vectors, catalogue, backend)
+
+
 def index_folder(
-    run_dir: str | os.PathLike,
+    model: str | os.PathLike,
     folder: str | os.PathLike,
     out: str | os.PathLike,
     *,
@@ -94,21 +122,25 @@ def index_folder(
     batch_size: int = 8,
     progress: bool = True,
 ) -> IndexReport:
-    """Index every audio file under ``folder`` with the model of ``run_dir`` (see module docstring).
+    """Index every audio file under ``folder`` (see module docstring) with ``model``: a trained run folder, or
+    the name of a pretrained model (``retrieval models``: e.g. "musicnn-mtt").
 
     Track ids are the files' paths relative to ``folder``; the catalogue records titles (file stems) and paths.
     """
-    import torch
     from tqdm.auto import tqdm
 
     from retrieval import paths
-    from retrieval.embedding import embed_crops, file_crops
-    from retrieval.runs import load_run
+    from retrieval.pretrained.tagger import PRETRAINED
 
-    run = load_run(run_dir)
+    if str(model) in PRETRAINED:
+        from retrieval.pretrained.retriever import PretrainedEmbedder
+
+        embedder = PretrainedEmbedder(str(model))
+    else:
+        embedder = _RunEmbedder(model, batch_size)
     folder, out = Path(folder), Path(out)
     cache = Path(cache_dir) if cache_dir else paths.home() / "embeddings"
-    cache = cache / run.fingerprint
+    cache = cache / embedder.fingerprint
     report = IndexReport(out)
     files = find_audio_files(folder)
     vectors: dict[Path, np.ndarray] = {}
@@ -126,16 +158,15 @@ def index_folder(
             todo.append((path, cached))
     bar = tqdm(total=len(todo), desc="embedding", unit="file", disable=not progress)
     for start in range(0, len(todo), batch_size):
-        batch, crops = [], []
+        batch, prepared = [], []
         for path, cached in todo[start : start + batch_size]:
             try:
-                crops.append(file_crops(run.model, [str(path)], run.config.eval.n_crops)[0])
+                prepared.append(embedder.prepare(path))
                 batch.append((path, cached))
             except AudioError as error:
                 report.skipped[str(path)] = str(error)
         if batch:
-            embedded = embed_crops(run.model, torch.stack(crops), batch_size).numpy()
-            for (path, cached), vector in zip(batch, embedded, strict=True):
+            for (path, cached), vector in zip(batch, embedder.embed(prepared), strict=True):
                 with atomic_path(cached) as tmp, open(tmp, "wb") as handle:
                     np.save(handle, vector)
                 vectors[path] = vector
@@ -147,7 +178,7 @@ def index_folder(
     ordered = [p for p in files if p in vectors]
     ids = [str(p.relative_to(folder)) for p in ordered]
     catalogue = make_catalogue(ids, titles=[p.stem for p in ordered], audio_paths=[str(p) for p in ordered])
-    _write_index(out, run, ids, np.stack([vectors[p] for p in ordered]), catalogue, backend)
+    embedder.write(out, ids, np.stack([vectors[p] for p in ordered]), catalogue, backend)
     report.indexed = len(ordered)
     return report
 
