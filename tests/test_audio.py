@@ -119,12 +119,26 @@ def test_mel_config_frame_arithmetic_matches_torchaudio():
             assert MelSpectrogram(odd)(torch.zeros(1, n)).shape[-1] == k
 
 
-@pytest.mark.parametrize("log", ["db", "log1p"])
+@pytest.mark.parametrize("log", ["db", "log1p", "musicnn"])
 def test_mel_spectrogram_shape_dtype(log):
     config = MelConfig(log=log)
     out = MelSpectrogram(config)(torch.randn(3, config.samples_for_frames(173)))
     assert out.shape == (3, 128, 173) and out.dtype == torch.float32
     assert not any(p.requires_grad for p in MelSpectrogram(config).parameters())
+
+
+def test_mel_scale_norm_padding_and_musicnn_log_are_honoured():
+    import torchaudio
+
+    wave = torch.randn(2, 16000) * 0.1
+    config = MelConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, log="musicnn", mel_scale="slaney",
+                       norm="slaney", pad_mode="constant")
+    power = torchaudio.transforms.MelSpectrogram(16000, n_fft=512, hop_length=256, n_mels=96, pad_mode="constant",
+                                                 mel_scale="slaney", norm="slaney")(wave)
+    expected = torch.log10(1 + 10000 * power.half().float())
+    torch.testing.assert_close(MelSpectrogram(config)(wave), expected)
+    htk = MelSpectrogram(MelConfig(sample_rate=16000, n_fft=512, hop_length=256, n_mels=96, log="log1p"))(wave)
+    assert not torch.allclose(htk, torch.log1p(power))  # the default (HTK, unnormalised, reflect) differs
 
 
 def test_crop_helpers_shapes_numpy_and_torch():
@@ -363,6 +377,9 @@ def test_offsets_past_the_end_and_too_short_files(tmp_path):
         ({"n_fft": 0}, "n_fft"),
         ({"window": "boxcar"}, "window"),
         ({"top_db": -5.0}, "top_db"),
+        ({"mel_scale": "mel"}, "mel_scale"),
+        ({"norm": "area"}, "norm"),
+        ({"pad_mode": "wrap"}, "pad_mode"),
     ],
 )
 def test_mel_config_rejects_bad_values_naming_the_key(kwargs, key):

@@ -23,7 +23,12 @@ import torchaudio
 from retrieval.errors import ConfigError
 
 _WINDOWS = {"hann": torch.hann_window, "hamming": torch.hamming_window}
-_LOG_SCALES = ("db", "log1p")
+_LOG_SCALES = ("db", "log1p", "musicnn")
+_MEL_SCALES = ("htk", "slaney")
+_NORMS = (None, "slaney")
+_PAD_MODES = ("reflect", "constant")
+# musicnn's compression: log10(1 + _MUSICNN_SCALE · P), P rounded to float16 first as musicnn stores it.
+_MUSICNN_SCALE = 10000.0
 
 
 @dataclass(frozen=True)
@@ -34,13 +39,18 @@ class MelConfig:
         sample_rate: Hz the audio is resampled to before the STFT.
         n_fft: FFT size and window length, in samples (1024 = 46 ms at 22,050 Hz).
         hop_length: samples between frames (512 = 23 ms at 22,050 Hz, ~43 frames per second).
-        n_mels: mel bands (HTK mel scale, no filter normalisation: torchaudio's defaults).
+        n_mels: mel bands.
         f_min: lowest mel filter edge, Hz.
         f_max: highest mel filter edge, Hz; ``None`` means ``sample_rate / 2``.
         window: STFT window, "hann" or "hamming".
         log: compression of the power mel ``P``: "db" gives ``10 * log10(max(P, 1e-10))``, "log1p" gives
-            ``log(1 + P)``.
+            ``log(1 + P)``, "musicnn" gives ``log10(1 + 10000 · float16(P))`` (the published musicnn models'
+            input; the log is taken in float32, see ``retrieval.pretrained.tagger``).
         top_db: with "db", floor every spectrogram at ``its own max - top_db`` dB; ``None`` disables it.
+        mel_scale: "htk" (torchaudio's default) or "slaney" (librosa's default).
+        norm: mel filter normalisation: None (torchaudio's default) or "slaney" (area-normalised, librosa's).
+        pad_mode: how the centred STFT pads the ends: "reflect" (torchaudio's default) or "constant" (zeros,
+            librosa ≥ 0.10).
 
     Example:
         >>> MelConfig().frames(22050 * 4)
@@ -58,6 +68,9 @@ class MelConfig:
     window: str = "hann"
     log: str = "db"
     top_db: float | None = None
+    mel_scale: str = "htk"
+    norm: str | None = None
+    pad_mode: str = "reflect"
 
     def __post_init__(self) -> None:
         for key in ("sample_rate", "n_fft", "hop_length", "n_mels"):
@@ -76,9 +89,13 @@ class MelConfig:
             raise ConfigError(f"MelConfig.window must be one of {sorted(_WINDOWS)}, got {self.window!r}")
         if self.log not in _LOG_SCALES:
             raise ConfigError(f"MelConfig.log must be one of {list(_LOG_SCALES)}, got {self.log!r}")
+        for key, allowed in (("mel_scale", _MEL_SCALES), ("norm", _NORMS), ("pad_mode", _PAD_MODES)):
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"MelConfig.{key} must be one of {list(allowed)}, got {getattr(self, key)!r}")
         if self.top_db is not None:
             if self.log != "db":
-                raise ConfigError("MelConfig.top_db applies only to log='db'; set top_db to None for 'log1p'")
+                raise ConfigError(f"MelConfig.top_db applies only to log='db'; set top_db to None for "
+                                  f"{self.log!r}")
             if not self.top_db > 0:
                 raise ConfigError(f"MelConfig.top_db must be a positive (dB) or None, got {self.top_db}")
 
@@ -146,7 +163,9 @@ class MelSpectrogram(torch.nn.Module):
             window_fn=_WINDOWS[config.window],
             power=2.0,
             center=True,
-            pad_mode="reflect",
+            pad_mode=config.pad_mode,
+            mel_scale=config.mel_scale,
+            norm=config.norm,
         )
         # top_db is applied per example in ``apply_top_db``, never here.
         self.to_db = torchaudio.transforms.AmplitudeToDB(stype="power", top_db=None)
@@ -167,7 +186,11 @@ class MelSpectrogram(torch.nn.Module):
                 f"{wave.shape[-1]}; pad short inputs first (see equally_spaced_crops / random_crop)"
             )
         power = self.mel(wave)
-        return self.to_db(power) if self.config.log == "db" else torch.log1p(power)
+        if self.config.log == "db":
+            return self.to_db(power)
+        if self.config.log == "musicnn":
+            return torch.log10(1.0 + _MUSICNN_SCALE * power.to(torch.float16).to(power.dtype))
+        return torch.log1p(power)
 
     def apply_top_db(self, log_mel: torch.Tensor) -> torch.Tensor:
         """Floor each spectrogram at its own maximum minus ``config.top_db`` dB (identity if it is None).

@@ -46,8 +46,6 @@ PATCH_FRAMES = 187
 SAMPLE_RATE = 16000
 N_FFT = 512
 HOP = 256
-#: log10(1 + LOG_SCALE · mel), musicnn's compression.
-LOG_SCALE = 10000.0
 
 MUSICNN_FILTERS = {"timbral": 204, "temporal": 51, "midend": 64, "backend": 200}  # int(1.6·128), int(1.6·32)
 TIMBRAL_BANDS = (int(0.4 * N_MELS), int(0.7 * N_MELS))  # 38, 67

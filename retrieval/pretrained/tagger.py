@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from retrieval.audio import MelConfig, MelSpectrogram
 from retrieval.errors import DataError
 from retrieval.fileio import atomic_path
 from retrieval.pretrained.musicnn import (
     CHECKPOINTS,
     HOP,
-    LOG_SCALE,
     N_FFT,
     N_MELS,
     PATCH_FRAMES,
@@ -47,21 +47,23 @@ PRETRAINED = {"musicnn-mtt": "MTT_musicnn", "musicnn-msd": "MSD_musicnn", "vgg-m
 _BATCH = 16
 
 
-@functools.cache
-def _mel() -> torch.nn.Module:
-    import torchaudio
+#: musicnn's front end in the library's terms (see the module docstring).
+MUSICNN_MEL = MelConfig(sample_rate=SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, log="musicnn",
+                        mel_scale="slaney", norm="slaney", pad_mode="constant")
 
-    return torchaudio.transforms.MelSpectrogram(SAMPLE_RATE, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, power=2.0,
-                                                center=True, pad_mode="constant", mel_scale="slaney",
-                                                norm="slaney")
+
+@functools.cache
+def _mel() -> MelSpectrogram:
+    return MelSpectrogram(MUSICNN_MEL)
 
 
 def log_mel_patches(audio: np.ndarray) -> np.ndarray:
     """16 kHz mono audio (samples,) → (n_patches, 96, 187) float32 log-mel patches (see the module docstring)."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if len(audio) <= N_FFT // 2:  # shorter than one FFT: zero-pad to it (the patch is padded anyway)
+        audio = np.pad(audio, (0, N_FFT // 2 + 1 - len(audio)))
     with torch.no_grad():
-        mel = _mel()(torch.as_tensor(np.asarray(audio, dtype=np.float32)))  # (96, frames)
-    mel = mel.numpy().astype(np.float16).astype(np.float32)
-    log_mel = np.log10(1.0 + LOG_SCALE * mel)
+        log_mel = _mel()(torch.from_numpy(audio)).numpy()  # (96, frames)
     frames = log_mel.shape[1]
     if frames < PATCH_FRAMES:
         log_mel = np.pad(log_mel, ((0, 0), (0, PATCH_FRAMES - frames)))

@@ -15,7 +15,7 @@ from retrieval.cli import main
 from retrieval.errors import RetrievalError
 from retrieval.pretrained.musicnn import N_MELS, PATCH_FRAMES, SAMPLE_RATE
 from retrieval.pretrained.retriever import PretrainedRetriever
-from retrieval.pretrained.tagger import PretrainedTagger, _mel, log_mel_patches
+from retrieval.pretrained.tagger import PretrainedTagger, log_mel_patches
 
 
 def _tone(path: Path, pitch: float, seconds: float = 7.0, rate: int = 44100) -> Path:
@@ -50,8 +50,12 @@ def test_front_end_is_musicnns_log_mel_in_3_s_patches() -> None:
     patches = log_mel_patches(audio)
     frames = 10 * SAMPLE_RATE // 256 + 1  # a centred STFT
     assert patches.shape == (frames // PATCH_FRAMES, N_MELS, PATCH_FRAMES) == (3, 96, 187)
-    mel = _mel()(torch.from_numpy(audio)).numpy().astype(np.float16).astype(np.float32)
-    np.testing.assert_allclose(patches[1], np.log10(1 + 10000 * mel[:, PATCH_FRAMES:2 * PATCH_FRAMES]), rtol=1e-6)
+    import torchaudio  # musicnn's mel, written out: librosa's defaults (Slaney scale and norm, zero padding)
+
+    mel = torchaudio.transforms.MelSpectrogram(SAMPLE_RATE, n_fft=512, hop_length=256, n_mels=96, power=2.0,
+                                               pad_mode="constant", mel_scale="slaney", norm="slaney")
+    power = mel(torch.from_numpy(audio)).numpy().astype(np.float16).astype(np.float32)
+    np.testing.assert_allclose(patches[1], np.log10(1 + 10000 * power[:, PATCH_FRAMES:2 * PATCH_FRAMES]), rtol=1e-6)
     assert log_mel_patches(audio[:SAMPLE_RATE]).shape == (1, 96, 187)  # a 1-s clip: one zero-padded patch
 
 
