@@ -12,8 +12,14 @@ DEFAULT_INDEX = "the demo index ($RETRIEVAL_HOME/demo/index)"
 
 
 def _index(args: argparse.Namespace) -> int:
+    from retrieval.errors import RetrievalError
     from retrieval.index.build import index_corpus, index_folder
+    from retrieval.pretrained.tagger import PRETRAINED
 
+    if args.corpus and args.model in PRETRAINED:
+        raise RetrievalError(f"--model {args.model} is a pretrained tagger: index the corpus' audio folder "
+                             f"without --corpus (e.g. `retrieval index {args.source}/audio --model {args.model} "
+                             "--out INDEX`)")
     if args.corpus:
         report = index_corpus(args.model, args.out, corpus_root=args.source, backend=args.backend,
                               progress=not args.quiet)
