@@ -114,6 +114,15 @@ class PretrainedRetriever:
         order = np.argsort(-probabilities, kind="stable")[:k]
         return [(self.labels[i], float(probabilities[i])) for i in order]
 
+    def embed_audio(self, paths: str | os.PathLike | Sequence[str | os.PathLike]) -> np.ndarray:
+        """Audio files → (n, feature_dim) mean penultimate features (the vectors ``similar`` compares)."""
+        paths = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+        return self.tagger.embed_files(paths)[1]
+
+    def embed_text(self, texts: str | Sequence[str]) -> np.ndarray:
+        """Texts → (n, 50) weights over the model's tags (:meth:`tag_weights`): a track's score is w · p."""
+        return self.tag_weights(texts)
+
     def tag_weights(self, texts: str | Sequence[str]) -> np.ndarray:
         """w(text): (n, 50) softmax weights of the model's tags for each text (see the module docstring)."""
         from retrieval.encoders.text import SentenceEncoder

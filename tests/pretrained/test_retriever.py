@@ -104,6 +104,10 @@ def test_index_search_and_similar(music: Path, tmp_path: Path, capsys) -> None:
     similar = retriever.similar("tone1.wav", k=3)
     assert len(similar) == 3 and "tone1.wav" not in [hit.track_id for hit in similar]
     assert retriever.search_by_audio(music / "tone1.wav", k=1)[0].track_id == "tone1.wav"
+    features = retriever.embed_audio(music / "tone1.wav")
+    np.testing.assert_allclose(features[0] / np.linalg.norm(features[0]), retriever.index.vectors_of(["tone1.wav"])[0],
+                               atol=1e-5)
+    assert retriever.embed_text("mellow acoustic").shape == (1, 50)
     capsys.readouterr()
     assert main(["search", "mellow acoustic", "--index", str(tmp_path / "idx"), "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["hits"]) == 4
