@@ -53,7 +53,8 @@ def test_query_encoding_smoke(tiny_index: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["search_latency", "taste_profile_read", "audio_memory", "demo_build",
-                                  "audio_embedding", "tagging_speed", "musicnn_fidelity"])
+                                  "audio_embedding", "tagging_speed", "musicnn_fidelity",
+                                  "pretrained_on_demo"])
 def test_self_contained_benchmarks_run_at_smoke_size(name: str, tmp_path: Path) -> None:
     root = BENCHMARKS.parent
     env = {**os.environ, "PYTHONPATH": str(root), "RETRIEVAL_HOME": str(tmp_path)}
