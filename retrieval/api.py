@@ -299,13 +299,15 @@ def locate(path: str | os.PathLike | None = None) -> tuple[Path, Path]:
         DataError: nothing there, with the command that creates it, or a folder that is neither.
     """
     from retrieval import paths
+    from retrieval.pretrained.tagger import PRETRAINED
 
     path = Path(path) if path is not None else paths.demo_index_path()
     if not path.exists():
         hint = (
             "run `make demo` (or `retrieval demo`)"
             if path == paths.demo_index_path()
-            else ("build one with `retrieval index AUDIO_DIR --model RUN --out INDEX`")
+            else ("build one with `retrieval index AUDIO_DIR --model RUN --out INDEX`, or name a pretrained model "
+                  f"(`retrieval models`: {', '.join(PRETRAINED)})")
         )
         raise DataError(path, f"no retriever here; {hint}")
     if (path / MODEL_FILE).is_file():
