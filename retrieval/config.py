@@ -37,6 +37,7 @@ NegativeName = Literal["uniform", "weighted"]
 TextKind = Literal["word2vec", "sentence", "fused"]
 BackoffName = Literal["none", "sentence"]
 SizeName = Literal["paper", "demo"]
+PretrainedName = Literal["mtt", "msd"]
 TaskName = Literal["retrieval", "tagging"]
 
 
@@ -62,6 +63,10 @@ class AudioSettings:
     ``DEMO`` arguments. ``channels`` and ``input_frames`` (when not null) and ``options`` (any other constructor
     argument of the backbone, e.g. ``{width: 64}`` for the Music Tagging Transformer) override the size's values.
     So switching the tower is one line: ``model.audio.backbone: musicnn``.
+
+    ``pretrained`` ("mtt" | "msd", with ``backbone: musicnn`` or ``vgg``): the published musicnn network with its
+    converted weights, up to its penultimate layer, then a trainable Linear
+    (:mod:`retrieval.encoders.backbones.pretrained`); ``freeze`` keeps the published weights fixed.
     """
 
     backbone: str = "short_chunk_cnn"
@@ -69,6 +74,8 @@ class AudioSettings:
     channels: tuple[int, ...] | None = None
     input_frames: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    pretrained: PretrainedName | None = None
+    freeze: bool = True
 
 
 @dataclass(frozen=True)

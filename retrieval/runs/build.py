@@ -15,7 +15,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from retrieval.config import Config, expand_path
-from retrieval.encoders.backbones import backbone_arguments, build_audio_encoder
+from retrieval.encoders.backbones import backbone_arguments, backbone_name, build_audio_encoder
 
 __all__ = ["build_model", "model_args", "plain_args", "tagging_args", "text_encoder_for"]
 
@@ -33,7 +33,7 @@ def model_args(config: Config, text_dim: int, listening_dim: int | None) -> dict
         "listening_dim": listening_dim if m.modality != "audio" else None,
         "audio": None
         if m.modality == "cultural"
-        else {"name": m.audio.backbone, "args": backbone_arguments(m.audio, m.mel, audio_dim)},
+        else {"name": backbone_name(m.audio), "args": backbone_arguments(m.audio, m.mel, audio_dim)},
     }
 
 
@@ -42,7 +42,7 @@ def tagging_args(config: Config, n_tags: int) -> dict:
     ``model.embed_dim``), ``n_tags`` and the head's dropout ``model.dropout``."""
     m = config.model
     return {
-        "audio": {"name": m.audio.backbone, "args": backbone_arguments(m.audio, m.mel, m.embed_dim)},
+        "audio": {"name": backbone_name(m.audio), "args": backbone_arguments(m.audio, m.mel, m.embed_dim)},
         "n_tags": n_tags,
         "dropout": m.dropout,
     }

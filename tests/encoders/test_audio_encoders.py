@@ -37,6 +37,9 @@ TINY: dict[str, dict] = {
                                   "input_frames": 32},
     "spectnt": {"mel": SHORT_MEL, "channels": (8,), "blocks": 1, "spectral_dim": 16, "spectral_heads": 2,
                 "temporal_dim": 16, "temporal_heads": 2, "input_frames": 32, "dropout": 0.0},
+    # the published networks at their own (fixed) widths and input, frozen (fine-tuning: tests/pretrained)
+    "musicnn_pretrained": {"pretrained": "mtt"},
+    "vgg_pretrained": {"pretrained": "msd"},
 }
 NAMES = sorted(AUDIO_BACKBONES)
 #: Adam step size of the overfit test; SpecTNT's FCT path diverges at 1e-2.
@@ -64,7 +67,7 @@ def features(model: Backbone, batch: int, frames: int, seed: int = 0) -> torch.T
 def test_registry_holds_every_backbone_of_the_seed_papers():
     assert set(AUDIO_BACKBONES) == {
         "fcn", "musicnn", "crnn", "sample_cnn", "sample_cnn_se", "short_chunk_cnn", "short_chunk_resnet",
-        "harmonic_cnn", "cnnsa", "music_tagging_transformer", "spectnt"}
+        "harmonic_cnn", "cnnsa", "music_tagging_transformer", "spectnt", "musicnn_pretrained", "vgg_pretrained"}
     assert set(TINY) == set(AUDIO_BACKBONES)  # a new backbone gets tiny test arguments here
     assert AUDIO_BACKBONES["short_chunk_cnn"] is ShortChunkCNN
     assert AUDIO_BACKBONES["short_chunk_resnet"] is ShortChunkResNet
@@ -204,8 +207,9 @@ def test_can_overfit_a_tiny_batch(name):
         optimiser.zero_grad()
         loss.backward()
         if step == 0:
-            for part in model.blocks:
-                assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+            for part in model.blocks:  # every trainable block (a frozen published network has none)
+                trainable = [p for p in part.parameters() if p.requires_grad]
+                assert not trainable or any(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable)
         optimiser.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 20, losses[::10]

@@ -28,18 +28,37 @@ from retrieval.audio import FrontEndConfig
 from retrieval.encoders.backbones.attention import CNNSA, MusicTaggingTransformer, SpecTNT
 from retrieval.encoders.backbones.base import Backbone, InputSettings
 from retrieval.encoders.backbones.cnn import CRNN, FCN, HarmonicCNN, Musicnn
+from retrieval.encoders.backbones.pretrained import PretrainedMusicnnTower, PretrainedVGGTower
 from retrieval.encoders.backbones.sample_cnn import SampleCNN, SampleCNNSE
 from retrieval.encoders.backbones.short_chunk import ShortChunkCNN, ShortChunkResNet
 from retrieval.errors import ConfigError
 
-__all__ = ["AUDIO_BACKBONES", "backbone_arguments", "backbone_input", "build_audio_encoder"]
+__all__ = ["AUDIO_BACKBONES", "PRETRAINED_TOWERS", "backbone_arguments", "backbone_input", "backbone_name",
+           "build_audio_encoder"]
 
 #: Audio backbones by name. Register a new one here (a :class:`Backbone` subclass with a unique ``name``).
 AUDIO_BACKBONES: dict[str, type[Backbone]] = {
     cls.name: cls
     for cls in (FCN, Musicnn, CRNN, SampleCNN, SampleCNNSE, ShortChunkCNN, ShortChunkResNet, HarmonicCNN, CNNSA,
-                MusicTaggingTransformer, SpecTNT)
+                MusicTaggingTransformer, SpecTNT, PretrainedMusicnnTower, PretrainedVGGTower)
 }
+#: ``model.audio.backbone`` names that take published weights (``model.audio.pretrained``) → their tower.
+PRETRAINED_TOWERS = {"musicnn": PretrainedMusicnnTower.name, "vgg": PretrainedVGGTower.name}
+
+
+def backbone_name(settings: Any) -> str:
+    """The registered backbone a config's ``model.audio`` builds: ``backbone``, or its pretrained tower when
+    ``pretrained`` is set (``musicnn`` + ``pretrained: mtt`` → ``musicnn_pretrained``).
+
+    Raises:
+        ConfigError: ``pretrained`` with a backbone that has no published weights.
+    """
+    if getattr(settings, "pretrained", None) is None:
+        return settings.backbone
+    if settings.backbone not in PRETRAINED_TOWERS:
+        raise ConfigError(f"model.audio.pretrained needs model.audio.backbone in {sorted(PRETRAINED_TOWERS)} (the "
+                          f"published musicnn weights), got {settings.backbone!r}")
+    return PRETRAINED_TOWERS[settings.backbone]
 
 
 def _backbone(name: str) -> type[Backbone]:
@@ -79,8 +98,10 @@ def backbone_arguments(settings: Any, mel: FrontEndConfig | None, output_dim: in
         ``{"mel"?, "channels"?, "input_frames"?, ..., "output_dim"}``: the ``DEMO`` arguments when
         ``settings.size == "demo"``, updated by every setting the config gives.
     """
-    cls = _backbone(settings.backbone)
+    cls = _backbone(backbone_name(settings))
     args: dict[str, Any] = dict(cls.DEMO) if settings.size == "demo" else {}
+    if getattr(settings, "pretrained", None) is not None:
+        args.update(pretrained=settings.pretrained, freeze=settings.freeze)
     if mel is not None:
         args["mel"] = mel
     if settings.channels is not None:
@@ -95,5 +116,5 @@ def backbone_arguments(settings: Any, mel: FrontEndConfig | None, output_dim: in
 def backbone_input(settings: Any, mel: FrontEndConfig | None) -> InputSettings:
     """The front end and crop length a config's audio tower reads, without building it (for feature caches)."""
     args = backbone_arguments(settings, mel, output_dim=1)
-    front, frames = _backbone(settings.backbone).resolve_input(args.get("mel"), args.get("input_frames"))
+    front, frames = _backbone(backbone_name(settings)).resolve_input(args.get("mel"), args.get("input_frames"))
     return InputSettings(front, front.samples_for_frames(frames), frames)
