@@ -234,10 +234,8 @@ class Retriever:
 
     def similar(self, track_id: str, k: int = 10) -> list[Hit]:
         """Tracks nearest to an indexed track (the track itself excluded)."""
-        index = self._index()
         with _query_threads(1):
-            hits = index.search_hits(index.vectors_of([track_id]), k + 1)[0]
-        return [hit for hit in hits if hit.track_id != track_id][:k]
+            return self._index().neighbours(track_id, k)
 
     def tag(
         self, path: str | os.PathLike, k: int = 10, head: str | os.PathLike | None = None
@@ -310,8 +308,12 @@ def locate(path: str | os.PathLike | None = None) -> tuple[Path, Path]:
                   f"(`retrieval models`: {', '.join(PRETRAINED)})")
         )
         raise DataError(path, f"no retriever here; {hint}")
-    if (path / MODEL_FILE).is_file():
-        return Path(json.loads((path / MODEL_FILE).read_text())["run"]), path
+    described = _index_description(path)
+    if described is not None:
+        if "run" not in described:
+            raise DataError(path / MODEL_FILE, f"this index was built with {described.get('pretrained', 'no run')!r}"
+                            ", not a trained run; load it with retrieval.load (it has no run folder)")
+        return Path(described["run"]), path
     if (path / "checkpoints").is_dir():
         return path, path / "index"
     raise DataError(path, f"neither an index folder (no {MODEL_FILE}) nor a run folder (no checkpoints/)")
@@ -334,11 +336,11 @@ def load(path: str | os.PathLike | None = None) -> Retriever:
         from retrieval.pretrained.retriever import PretrainedRetriever
 
         return PretrainedRetriever(str(path))
-    pretrained = _pretrained_name(path)
-    if pretrained is not None:
+    described = _index_description(path) if path is not None else None
+    if described is not None and "pretrained" in described:
         from retrieval.pretrained.retriever import PretrainedRetriever
 
-        return PretrainedRetriever(pretrained, index_dir=path)
+        return PretrainedRetriever(described["pretrained"], index_dir=path)
     run_dir, index_dir = locate(path)
     run = load_run(run_dir)
     index = None
@@ -354,15 +356,22 @@ def load(path: str | os.PathLike | None = None) -> Retriever:
     return Retriever(run, run.text_encoder(), index, item_factors)
 
 
-def _pretrained_name(path: str | os.PathLike | None) -> str | None:
-    """The pretrained model an index folder was built with (its ``model.json`` says "pretrained"), else None."""
-    if path is None or not (Path(path) / MODEL_FILE).is_file():
+def _index_description(path: str | os.PathLike) -> dict | None:
+    """An index folder's ``model.json`` — ``{"run": RUN}`` or ``{"pretrained": NAME}`` — or None if it has none.
+
+    Raises:
+        DataError: the file is unreadable or not such an object (named, with what to do).
+    """
+    file = Path(path) / MODEL_FILE
+    if not file.is_file():
         return None
     try:
-        described = json.loads((Path(path) / MODEL_FILE).read_text())
+        described = json.loads(file.read_text())
     except (OSError, ValueError) as error:
-        raise DataError(Path(path) / MODEL_FILE, f"unreadable ({error}); rebuild the index") from error
-    return described.get("pretrained") if isinstance(described, dict) else None
+        raise DataError(file, f"unreadable ({error}); rebuild the index") from error
+    if not isinstance(described, dict) or not ({"run", "pretrained"} & set(described)):
+        raise DataError(file, "names neither a run nor a pretrained model; rebuild the index")
+    return described
 
 
 _DEFAULT: dict[str, Retriever] = {}

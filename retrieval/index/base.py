@@ -268,6 +268,15 @@ class VectorIndex(ABC):
             self._hit_table = HitTable(self.catalogue)
         return attach_metadata(ids, scores, self._hit_table)
 
+    def neighbours(self, track_id: str, k: int) -> list[Hit]:
+        """The ``k`` indexed tracks nearest to the indexed track ``track_id``, itself excluded, with metadata.
+
+        Raises:
+            UnknownIdError: ``track_id`` is not in the index.
+        """
+        hits = self.search_hits(self.vectors_of([track_id]), k + 1)[0]
+        return [hit for hit in hits if hit.track_id != track_id][:k]
+
     def save(self, folder: str | Path, catalogue: pd.DataFrame | None = None) -> Path:
         """Write the index to ``folder`` atomically (replacing an older index there only once complete).
 

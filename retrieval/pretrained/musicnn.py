@@ -37,7 +37,8 @@ from torch import nn
 from retrieval.errors import DataError
 from retrieval.pretrained.tf_checkpoint import read_checkpoint
 
-__all__ = ["CHECKPOINTS", "LABELS", "PublishedMusicnn", "PublishedVGG", "convert_checkpoint", "musicnn_package_dir"]
+__all__ = ["CHECKPOINTS", "LABELS", "PublishedMusicnn", "PublishedVGG", "convert_checkpoint", "musicnn_package_dir",
+           "published_network"]
 
 #: TensorFlow's batch-norm ε (tf.compat.v1.layers.batch_normalization's default).
 TF_BN_EPS = 1e-3
@@ -160,6 +161,18 @@ def musicnn_package_dir() -> Path:
     return Path(spec.origin).parent
 
 
+def published_network(name: str) -> nn.Module:
+    """The untrained PyTorch network of the checkpoint ``name`` (one of :data:`CHECKPOINTS`).
+
+    Raises:
+        KeyError: an unknown name (the valid ones listed).
+    """
+    if name not in CHECKPOINTS:
+        raise KeyError(f"unknown musicnn checkpoint {name!r}; choose one of {sorted(CHECKPOINTS)}")
+    architecture, labels = CHECKPOINTS[name]
+    return PublishedMusicnn(len(labels)) if architecture == "musicnn" else PublishedVGG(len(labels))
+
+
 def convert_checkpoint(name: str, folder: str | Path | None = None) -> nn.Module:
     """The PyTorch model of a musicnn checkpoint, in eval mode, every variable mapped (see the module docstring).
 
@@ -171,13 +184,10 @@ def convert_checkpoint(name: str, folder: str | Path | None = None) -> nn.Module
         KeyError: an unknown name (the valid ones listed).
         DataError: a variable is missing or has another shape than the published architecture's.
     """
-    if name not in CHECKPOINTS:
-        raise KeyError(f"unknown musicnn checkpoint {name!r}; choose one of {sorted(CHECKPOINTS)}")
+    model = published_network(name)
     folder = Path(folder) if folder is not None else musicnn_package_dir() / name
     tensors = {key: torch.from_numpy(value) for key, value in read_checkpoint(folder).items()}
-    architecture, labels = CHECKPOINTS[name]
-    model = PublishedMusicnn(len(labels)) if architecture == "musicnn" else PublishedVGG(len(labels))
-    state = _musicnn_state(tensors) if architecture == "musicnn" else _vgg_state(tensors)
+    state = _musicnn_state(tensors) if isinstance(model, PublishedMusicnn) else _vgg_state(tensors)
     expected = model.state_dict()
     for key, value in expected.items():
         if key.endswith("num_batches_tracked"):

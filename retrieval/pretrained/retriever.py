@@ -21,16 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.api import MODEL_FILE
 from retrieval.errors import DataError, RetrievalError
 from retrieval.fileio import atomic_path, write_text_atomic
-from retrieval.pretrained.tagger import PretrainedTagger, log_mel_patches
+from retrieval.pretrained.tagger import PretrainedTagger
 
 __all__ = ["TAGS_FILE", "PretrainedEmbedder", "PretrainedRetriever"]
 
 TAGS_FILE = "tags.npz"
 #: Softmax temperature of the text → tag weights (see the module docstring).
 TEMPERATURE = 0.05
-MODEL_FILE = "model.json"
 
 
 class PretrainedEmbedder:
@@ -43,16 +43,13 @@ class PretrainedEmbedder:
         self.fingerprint = f"{name}-{self.tagger.fingerprint}"
 
     def prepare(self, path: Path) -> np.ndarray:
-        from retrieval.audio import load_audio
-        from retrieval.pretrained.musicnn import SAMPLE_RATE
-
-        return log_mel_patches(load_audio(path, SAMPLE_RATE))
+        return self.tagger.file_patches(path)
 
     def embed(self, prepared: list[np.ndarray]) -> np.ndarray:
         rows = []
         for patches in prepared:
-            probabilities, features = self.tagger.embed_patches(patches)
-            rows.append(np.concatenate([features.mean(axis=0), probabilities.mean(axis=0)]))
+            probabilities, features = self.tagger.summarise(patches)
+            rows.append(np.concatenate([features, probabilities]))
         return np.stack(rows).astype(np.float32)
 
     def write(self, out: Path, ids: Sequence[str], vectors: np.ndarray, catalogue, backend: str) -> None:
@@ -82,6 +79,7 @@ class PretrainedRetriever:
         self.fingerprint = f"{name}-{self.tagger.fingerprint}"
         self.index = None
         self._probabilities = None
+        self._sentence = None  # the sentence encoder and the tags' vectors in it, made on the first text query
         self._label_vectors = None
         if index_dir is not None:
             from retrieval.index import load_index
@@ -130,10 +128,10 @@ class PretrainedRetriever:
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not all(text.strip() for text in texts):
             raise RetrievalError("empty query; type some words, e.g. 'mellow acoustic'")
-        encoder = SentenceEncoder()
-        if self._label_vectors is None:
-            self._label_vectors = encoder.encode(self.labels)
-        logits = encoder.encode(texts) @ self._label_vectors.T / TEMPERATURE
+        if self._sentence is None:
+            self._sentence = SentenceEncoder()
+            self._label_vectors = self._sentence.encode(self.labels)
+        logits = self._sentence.encode(texts) @ self._label_vectors.T / TEMPERATURE
         weights = np.exp(logits - logits.max(axis=1, keepdims=True))
         return weights / weights.sum(axis=1, keepdims=True)
 
@@ -158,8 +156,7 @@ class PretrainedRetriever:
     def similar(self, track_id: str, k: int = 10):
         """Tracks nearest to an indexed track by cosine of the penultimate features (itself excluded)."""
         self._require_index()
-        hits = self.index.search_hits(self.index.vectors_of([track_id]), k + 1)[0]
-        return [hit for hit in hits if hit.track_id != track_id][:k]
+        return self.index.neighbours(track_id, k)
 
     def search_by_audio(self, path: str | os.PathLike, k: int = 10):
         """Tracks that sound like an audio file (cosine of the penultimate features)."""

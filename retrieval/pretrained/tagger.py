@@ -32,10 +32,9 @@ from retrieval.pretrained.musicnn import (
     N_MELS,
     PATCH_FRAMES,
     SAMPLE_RATE,
-    PublishedMusicnn,
-    PublishedVGG,
     convert_checkpoint,
     musicnn_package_dir,
+    published_network,
 )
 
 __all__ = ["PRETRAINED", "PretrainedTagger", "log_mel_patches"]
@@ -93,29 +92,25 @@ class PretrainedTagger:
 
         self.name = name
         self.checkpoint = PRETRAINED[name]
-        architecture, labels = CHECKPOINTS[self.checkpoint]
-        self.labels = list(labels)
+        self.labels = list(CHECKPOINTS[self.checkpoint][1])
         self.fingerprint = _checkpoint_digest(musicnn_package_dir() / self.checkpoint)
-        self.model = PublishedMusicnn(len(labels)) if architecture == "musicnn" else PublishedVGG(len(labels))
-        cached = home() / "models" / "musicnn" / f"{self.checkpoint}-{self.fingerprint}.pt"
-        state = None
-        if cached.is_file():
-            try:
-                state = torch.load(cached, map_location="cpu", weights_only=True)
-                self.model.load_state_dict(state)
-            except Exception:  # a damaged or foreign cache file: convert again  # noqa: BLE001
-                state = None
-        if state is None:
-            converted = convert_checkpoint(self.checkpoint)
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(cached) as tmp:
-                torch.save(converted.state_dict(), tmp)
-            self.model.load_state_dict(converted.state_dict())
-        self.model.eval()
+        self.model = _cached_conversion(self.checkpoint, home() / "models" / "musicnn" /
+                                        f"{self.checkpoint}-{self.fingerprint}.pt")
 
     @property
     def feature_dim(self) -> int:
         return self.model.penultimate_dim
+
+    def file_patches(self, path: str | Path) -> np.ndarray:
+        """An audio file → its (n, 96, 187) log-mel patches (raises AudioError on a bad file)."""
+        from retrieval.audio import load_audio
+
+        return log_mel_patches(load_audio(path, SAMPLE_RATE))
+
+    def summarise(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A file's patches → (50,) mean tag probabilities and (feature_dim,) mean penultimate features."""
+        probabilities, features = self.embed_patches(patches)
+        return probabilities.mean(axis=0), features.mean(axis=0)
 
     @torch.no_grad()
     def embed_patches(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,10 +128,7 @@ class PretrainedTagger:
         Raises:
             AudioError: the file cannot be decoded (named).
         """
-        from retrieval.audio import load_audio
-
-        probabilities, features = self.embed_patches(log_mel_patches(load_audio(path, SAMPLE_RATE)))
-        return probabilities.mean(axis=0), features.mean(axis=0)
+        return self.summarise(self.file_patches(path))
 
     def embed_files(self, paths: Sequence[str | Path]) -> tuple[np.ndarray, np.ndarray]:
         """Audio files → (n, 50) tag probabilities and (n, feature_dim) features (see :meth:`embed_file`)."""
@@ -144,6 +136,23 @@ class PretrainedTagger:
         if not pairs:
             return np.zeros((0, len(self.labels)), np.float32), np.zeros((0, self.feature_dim), np.float32)
         return np.stack([p for p, _ in pairs]), np.stack([f for _, f in pairs])
+
+
+def _cached_conversion(checkpoint: str, cached: Path) -> torch.nn.Module:
+    """The converted network of ``checkpoint`` in eval mode: from ``cached`` (read ``weights_only``) when it
+    holds a readable state dict, else converted from the checkpoint and written there atomically."""
+    model = published_network(checkpoint)
+    if cached.is_file():
+        try:
+            model.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
+            return model.eval()
+        except Exception:  # a damaged or foreign cache file: convert again  # noqa: BLE001
+            pass
+    model = convert_checkpoint(checkpoint)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(cached) as tmp:
+        torch.save(model.state_dict(), tmp)
+    return model
 
 
 @functools.cache

@@ -187,6 +187,7 @@ class SentenceEncoder:
         return encoder
 
 
+@functools.cache
 def fastest_precision() -> str:
     """"int8" where the CPU has int8 dot-product instructions (VNNI, AMX), else "fp32"."""
     try:
@@ -211,6 +212,9 @@ def _onnx_model(model_dir: str, fingerprint: str, precision: str) -> tuple[Any, 
     for attempt in range(2):
         if not path.is_file():
             _export_onnx(model_dir, path, precision)
+            for old in path.parent.glob(f"{_MODEL_NAME}-{fingerprint}*.onnx"):
+                if not old.name.startswith(f"{_MODEL_NAME}-{fingerprint}-recipe{_EXPORT_VERSION}-"):
+                    old.unlink(missing_ok=True)  # an earlier recipe's export of these weights (~90 MB): unused
         try:
             session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             break
@@ -249,7 +253,7 @@ def _export_onnx(model_dir: str, path: Path, precision: str) -> None:
     """
     import torch
     from onnxruntime.transformers.optimizer import optimize_model
-    from transformers import AutoModel
+    from transformers import AutoModel, AutoTokenizer
 
     class TokenStates(torch.nn.Module):
         def __init__(self, bert: torch.nn.Module):
@@ -261,8 +265,8 @@ def _export_onnx(model_dir: str, path: Path, precision: str) -> None:
 
     bert = AutoModel.from_pretrained(model_dir, local_files_only=True, attn_implementation="eager").eval()
     config = bert.config
-    example = _sentence_model(model_dir, "cpu").tokenizer(["an example", "a longer example text"], padding=True,
-                                                          return_tensors="pt")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    example = tokenizer(["an example", "a longer example text"], padding=True, return_tensors="pt")
     axes = {"batch": 0, "tokens": 1}
     log.info("exporting %s to ONNX at %s (once)", SENTENCE_PACKAGE, path)
     with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
@@ -274,9 +278,10 @@ def _export_onnx(model_dir: str, path: Path, precision: str) -> None:
                           opset_version=17, dynamo=False)
         fused = optimize_model(str(tmp), model_type="bert", num_heads=config.num_attention_heads,
                                hidden_size=config.hidden_size, opt_level=0)
-        if fused.get_fused_operator_statistics().get("Attention", 0) != config.num_hidden_layers:
-            log.warning("ONNX Runtime fused %s of %s attention layers; queries will be slower",
-                        fused.get_fused_operator_statistics().get("Attention", 0), config.num_hidden_layers)
+        attention = fused.get_fused_operator_statistics().get("Attention", 0)
+        if attention != config.num_hidden_layers:
+            log.warning("ONNX Runtime fused %s of %s attention layers; queries will be slower", attention,
+                        config.num_hidden_layers)
         if precision == "int8":
             from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
@@ -286,10 +291,6 @@ def _export_onnx(model_dir: str, path: Path, precision: str) -> None:
             quantizer.process()
             fused = quantizer.model
         fused.save_model_to_file(str(tmp))
-    fingerprint = path.name.removeprefix(f"{_MODEL_NAME}-").split("-")[0]
-    for old in path.parent.glob(f"{_MODEL_NAME}-{fingerprint}*.onnx"):
-        if not old.name.startswith(f"{_MODEL_NAME}-{fingerprint}-recipe{_EXPORT_VERSION}-"):
-            old.unlink(missing_ok=True)  # an earlier recipe's export of the same weights (~90 MB): never read again
 
 
 @functools.cache
