@@ -161,9 +161,12 @@ class JointModel(nn.Module):
             fused = torch.cat([self.audio_features(tracks.features), tracks.listening], dim=-1)
             return {"shared": F.normalize(self.fusion(fused), dim=-1)}
         x_audio = F.normalize(self.audio_features(tracks.features), dim=-1)
-        x_real = F.normalize(self.listening(tracks.listening), dim=-1)
         # Cold start: predict the cultural embedding from audio (stop-gradient into the audio space).
         x_pred = F.normalize(self.cold_start(x_audio.detach()), dim=-1)
+        if tracks.listening is None:  # no listening data at all (tracks nobody has played): all cold start
+            return {"audio": x_audio, "cultural": x_pred, "cultural_predicted": x_pred, "cultural_target": x_pred,
+                    "has_listening": torch.zeros(len(x_audio), dtype=torch.bool)}
+        x_real = F.normalize(self.listening(tracks.listening), dim=-1)
         has = tracks.has_listening.to(x_real.dtype).unsqueeze(-1)
         return {
             "audio": x_audio,

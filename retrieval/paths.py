@@ -32,3 +32,9 @@ def demo_run_dir(root: str | os.PathLike[str] | None = None) -> Path:
 def demo_index_path(root: str | os.PathLike[str] | None = None) -> Path:
     """Where ``make demo`` writes the demo catalogue's index (used by ``retrieval.search``): ``ROOT/demo/index``."""
     return _root(root) / "demo" / "index"
+
+
+def demo_other_render_dir(root: str | os.PathLike[str] | None = None) -> Path:
+    """Where the demo corpus's generalisation set goes (:mod:`retrieval.data.demo.other_render`):
+    ``ROOT/demo/other_render``."""
+    return _root(root) / "demo" / "other_render"

@@ -6,7 +6,7 @@
     retrieval data subset DIR --top-n 100 --out SPLITS          the paper's subset builder (artist split)
     retrieval data import-splits DIR PUBLISHED --out SPLITS     the authors' published splits → TSV
     retrieval train --config NAME|FILE --out RUN [--set key=value ...] [--resume]   (retrieval or tagging)
-    retrieval evaluate RUN [--split test] [--json]
+    retrieval evaluate RUN [--split test] [--other-render [DIR]] [--json]
     retrieval evaluate moods --data DIR [--targets T.npy] | --model RUN   mood classification (Korzeniowski)
     retrieval evaluate artist-factors --data CORPUS --out DIR    artist-group-factor transfer (Kim et al.)
     retrieval index AUDIO_DIR --model RUN --out INDEX           index your own music (cached, resumable)

@@ -23,6 +23,18 @@ def _data_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_other_render(args: argparse.Namespace) -> int:
+    from retrieval import paths
+    from retrieval.data.demo.other_render import build_other_render, format_summary
+
+    demo = Path(args.demo) if args.demo else paths.demo_corpus_dir()
+    out = Path(args.out) if args.out else demo.parent / paths.demo_other_render_dir().name
+    summary = build_other_render(out, demo, n_tracks=args.tracks, seed=args.seed, workers=args.workers,
+                                 progress=not args.quiet)
+    print(format_summary(out, summary))
+    return 0
+
+
 def _data_summary(args: argparse.Namespace) -> int:
     from retrieval.data.corpus import load_corpus
 
@@ -76,6 +88,16 @@ def add_commands(commands: Commands) -> None:
                       help="length of each rendered preview in seconds (default 15)")
     demo.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
     demo.set_defaults(func=_data_demo)
+
+    other = data_commands.add_parser(
+        "other-render", help="render held-out demo compositions with another SoundFont, EQ, room and tempo "
+        "(the generalisation set of `retrieval evaluate RUN --other-render`)")
+    other.add_argument("--demo", help="the demo corpus (default $RETRIEVAL_HOME/demo/corpus)")
+    other.add_argument("--out", help="output folder (default: other_render beside the demo corpus)")
+    other.add_argument("--tracks", type=positive_int, default=500, help="tracks, one per held-out piece (default 500)")
+    other.add_argument("--seed", type=int, default=0, help="seeds the pieces, ids and sounds drawn (default 0)")
+    other.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
+    other.set_defaults(func=_data_other_render)
 
     summary = data_commands.add_parser("summary", help="tracks, tags per category and listeners of a corpus")
     summary.add_argument("root", help="corpus folder (MSD500 layout)")

@@ -26,12 +26,34 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate_run(args: argparse.Namespace) -> int:
     from retrieval.training.tasks import evaluate_task, format_summary
 
+    if args.other_render is not None:
+        return _evaluate_other_render(args)
     summary = evaluate_task(args.run, split=args.split, progress=not args.quiet)
     if args.json:
         print_json({k: v for k, v in summary.items() if k != "per_tag"})
     else:
         print(format_summary(summary))
         print(f"wrote {Path(args.run) / 'metrics.json'}")
+    return 0
+
+
+def _evaluate_other_render(args: argparse.Namespace) -> int:
+    """``evaluate RUN --other-render [DIR]``: build (or reuse) the run's demo generalisation set, compare."""
+    from retrieval import paths
+    from retrieval.config import expand_path
+    from retrieval.data.demo.other_render import build_other_render, format_summary
+    from retrieval.runs import load_run
+    from retrieval.training.experiment import evaluate_generalisation, format_generalisation
+
+    demo = Path(expand_path(load_run(args.run).config.data.root))
+    other = Path(args.other_render) if args.other_render else demo.parent / paths.demo_other_render_dir().name
+    print(format_summary(other, build_other_render(other, demo, progress=not args.quiet)))
+    result = evaluate_generalisation(args.run, other, progress=not args.quiet)
+    if args.json:
+        print_json({k: v for k, v in result.items() if k not in ("demo_test", "other_render")})
+    else:
+        print(format_generalisation(result))
+        print(f"wrote {Path(args.run) / 'generalisation.json'}")
     return 0
 
 
@@ -127,5 +149,8 @@ def add_evaluations(evaluations: Commands) -> None:
     run.add_argument("run", metavar="RUN", help="a trained run folder (retrieval or tagging)")
     run.add_argument("--split", default="test", choices=["train", "valid", "test"],
                      help="the split to score (default test)")
+    run.add_argument("--other-render", nargs="?", const="", metavar="DIR",
+                     help="compare MAP on the demo test split with MAP on the generalisation set in DIR (built "
+                     "there if missing; default: other_render beside the run's demo corpus)")
     add_json_option(run)
     run.set_defaults(func=_evaluate_run)

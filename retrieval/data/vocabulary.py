@@ -32,6 +32,16 @@ class Vocabulary:
     def category_of(self) -> dict[str, str]:
         return dict(zip(self.tags, self.categories, strict=False))
 
+    def subset(self, tags: Sequence[str]) -> Vocabulary:
+        """These ``tags`` only (in the given order), with their categories and vectors.
+
+        Raises:
+            KeyError: a tag is not in the vocabulary.
+        """
+        row = {t: i for i, t in enumerate(self.tags)}
+        rows = [row[t] for t in tags]
+        return Vocabulary([self.tags[i] for i in rows], [self.categories[i] for i in rows], self.vectors[rows])
+
 
 def build_vocabulary(tags: Sequence[str], categories: Sequence[str], text_encoder) -> Vocabulary:
     """Word vectors for every tag from ``text_encoder.encode`` → (n_tags, text_dim); ``text_encoder=None``

@@ -47,6 +47,84 @@ def evaluate_split(model: JointModel, data: ExperimentData, split: str, config: 
     return summarize(metrics, data.vocabulary.tags, data.vocabulary.category_of)
 
 
+def evaluate_generalisation(run: str | Path, other: str | Path, progress: bool = True) -> dict:
+    """MAP on the demo test split vs on the other render (:mod:`retrieval.data.demo.other_render`), shared tags.
+
+    Both sides are scored on the tags the other render shares with the run's vocabulary, cold start (no listening
+    data on either side, so a hybrid embeds every track from its audio alone: the other render's tracks have never
+    been played). Writes ``RUN/generalisation.json``.
+
+    Returns:
+        ``{"shared_tags", "demo_test_map", "other_render_map", "ratio", "per_category": {category: {"demo_test",
+        "other_render", "ratio", "n_tags"}}, "tags", "demo_test", "other_render", "run", "other"}``: MAPs over the
+        shared tags with positives in both test sets (``tags``); ``demo_test`` / ``other_render`` are
+        :func:`evaluate_split`'s whole summaries.
+
+    Raises:
+        InputError: a cultural or concat run (they cannot embed tracks without listening data), or no shared tag.
+    """
+    import dataclasses
+
+    from retrieval.data.assembly import config_corpus
+    from retrieval.errors import InputError
+
+    loaded = load_run(run)
+    config = loaded.config
+    if config.model.modality in ("cultural", "concat"):
+        raise InputError(f"{run}: a {config.model.modality} run needs listening data for every track; the other "
+                         "render's tracks have none, so it cannot be evaluated there")
+    other_config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, root=str(other), splits=None, unseen_tags=())
+    )
+    other_tags = set(config_corpus(other_config).tag_names)
+    shared = [t for t in loaded.vocabulary.tags if t in other_tags]
+    if not shared:
+        raise InputError(f"{other}: shares no tag with the run's vocabulary; build it from the run's demo corpus "
+                         "(retrieval data other-render)")
+    vocabulary = loaded.vocabulary.subset(shared)
+    summaries = {}
+    for name, settings in (("demo_test", config), ("other_render", other_config)):
+        data, _ = prepare_data(settings, vocabulary=vocabulary, progress=progress, need_listening=False,
+                               splits=("test",))
+        summaries[name] = evaluate_split(loaded.model, data, "test", config)
+        summaries[name]["n_tracks"] = len(data.splits["test"].ids)
+    # The same tags on both sides: those with positives (and negatives) in both test sets.
+    common = [t for t in shared if all(t in summaries[name]["per_tag"] for name in summaries)]
+
+    def mean_ap(name: str, tags: list[str]) -> float | None:
+        return float(np.mean([summaries[name]["per_tag"][t]["ap"] for t in tags])) if tags else None
+
+    per_category = {}
+    for category in sorted({vocabulary.category_of[t] for t in common}):
+        tags = [t for t in common if vocabulary.category_of[t] == category]
+        before, after = mean_ap("demo_test", tags), mean_ap("other_render", tags)
+        per_category[category] = {"n_tags": len(tags), "demo_test": before, "other_render": after,
+                                  "ratio": after / before if before else None}
+    before, after = mean_ap("demo_test", common), mean_ap("other_render", common)
+    result = {"shared_tags": len(common), "demo_test_map": before, "other_render_map": after,
+              "ratio": after / before if before else None, "per_category": per_category,
+              "tags": common, **summaries, "run": str(loaded.folder), "other": str(other)}
+    write_text_atomic(loaded.folder / "generalisation.json", json.dumps(result, indent=2))
+    return result
+
+
+def format_generalisation(result: dict) -> str:
+    """The demo-test vs other-render table of :func:`evaluate_generalisation`."""
+    def row(name: str, n: int, before: float | None, after: float | None) -> str:
+        ratio = f"{after / before:>7.2f}" if before and after is not None else f"{'–':>7}"
+        cells = [f"{v:>11.4f}" if v is not None else f"{'–':>11}" for v in (before, after)]
+        return f"{name:<16}{n:>5}{cells[0]}{cells[1]}{ratio}"
+
+    demo, other = result["demo_test"], result["other_render"]
+    lines = [f"MAP, cold start, on the {result['shared_tags']} tags the other render shares "
+             f"({demo['n_tracks']} demo test tracks, {other['n_tracks']} other-render tracks)",
+             f"{'scope':<16}{'tags':>5}{'demo test':>11}{'other':>11}{'ratio':>7}",
+             row("overall", result["shared_tags"], result["demo_test_map"], result["other_render_map"])]
+    lines += [row(f"  {c}", f["n_tags"], f["demo_test"], f["other_render"])
+              for c, f in sorted(result["per_category"].items())]
+    return "\n".join(lines)
+
+
 def train_run(config: Config, out: str | Path, resume: bool = False, progress: bool = True) -> TrainState:
     """Train ``config`` into run folder ``out`` (``resume``: continue from ``out/checkpoints/last.ckpt``)."""
     from retrieval.training.mining import SAMPLERS

@@ -16,7 +16,7 @@ import logging
 import multiprocessing
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from retrieval.data.demo.layout import (
     audio_path,
     stable_hash,
 )
-from retrieval.data.demo.render import SAMPLE_RATE, RenderSettings, draw_settings, soundfont_path
+from retrieval.data.demo.render import SAMPLE_RATE, RenderSettings, Studio, draw_settings, soundfont_path
 from retrieval.data.demo.sources import COLLECTION_BY_KEY, COLLECTIONS, Piece
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class TrackPlan:
         song_id: MSD-style song id (the catalogue key).
         settings: render settings.
         input_hash: hash of everything the audio depends on (resume key).
+        studio: the SoundFont, EQ and room of an other-render track; None for the demo corpus's own sound.
     """
 
     key: str
@@ -56,15 +57,23 @@ class TrackPlan:
     song_id: str
     settings: RenderSettings
     input_hash: str
+    studio: Studio | None = None
 
 
+#: ``(piece, n) → its first n planned tracks``: how a build turns a piece into :class:`TrackPlan` s.
+Planner = Callable[[Piece, int], list[TrackPlan]]
 
-def _stable_int(text: str) -> int:
+def stable_int(text: str) -> int:
     """A 64-bit integer from ``text`` that, unlike ``hash()``, is the same in every process."""
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-
+def piece_order(catalogue: Mapping[str, list[Piece]], seed: int) -> dict[str, list[Piece]]:
+    """Each collection's pieces in the seeded random order a build takes them in."""
+    return {
+        key: [pieces[i] for i in np.random.default_rng([seed, stable_int(key)]).permutation(len(pieces))]
+        for key, pieces in catalogue.items()
+    }
 
 
 def quotas(n_tracks: int) -> dict[str, int]:
@@ -94,7 +103,7 @@ def plan_piece(piece: Piece, n: int, seed: int, seconds: float, render_inputs: d
     keys = [f"{piece.key}/{v}" for v in range(n)]
     plans = []
     for variation, key in enumerate(keys):
-        rng = np.random.default_rng([seed, _stable_int(key)])
+        rng = np.random.default_rng([seed, stable_int(key)])
         settings = draw_settings(rng, collection.instruments, collection.pace, seconds)
         input_hash = stable_hash({"piece": piece.key, "settings": dataclasses.asdict(settings), **render_inputs})
         plans.append(
@@ -120,25 +129,51 @@ def render_all(
     workers: int | None,
     progress: bool,
 ) -> tuple[list[tuple[TrackPlan, dict]], list[tuple[str, str]]]:
-    """Plan, resume and render until every collection's quota is met or its pieces run out.
+    """Plan and render the demo corpus: :data:`quotas` of each collection, :attr:`Collection.renders` per piece.
 
     Returns:
         ``([(plan, features)], [(skipped piece key, error)])`` with tracks in catalogue order
         (collection order, then the seeded piece order, then variation).
     """
+    render_inputs = _render_inputs()
+
+    def plan(piece: Piece, n: int) -> list[TrackPlan]:
+        return plan_piece(piece, n, seed, seconds, render_inputs)
+
+    renders = {key: COLLECTION_BY_KEY[key].renders for key in catalogue}
+    return render_pieces(out, piece_order(catalogue, seed), quotas(n_tracks), renders, plan, workers, progress)
+
+
+def render_pieces(
+    out: Path,
+    order: Mapping[str, list[Piece]],
+    need: Mapping[str, int],
+    renders: Mapping[str, int],
+    plan: Planner,
+    workers: int | None,
+    progress: bool,
+) -> tuple[list[tuple[TrackPlan, dict]], list[tuple[str, str]]]:
+    """Resume and render until every collection's quota is met or its pieces run out.
+
+    Args:
+        out: the corpus folder (audio goes under ``out/audio``).
+        order: each collection's pieces in the order they are taken.
+        need: tracks wanted per collection.
+        renders: tracks made from each piece of a collection (the last piece may make fewer).
+        plan: the build's :data:`Planner`.
+        workers / progress: rendering processes (None: all cores) / a tqdm bar.
+
+    Returns:
+        ``([(plan, features)], [(skipped piece key, error)])``, tracks in ``order`` (then variation).
+    """
     from tqdm.auto import tqdm
 
-    render_inputs = _render_inputs()
-    need = quotas(n_tracks)
-    order = {
-        key: [pieces[i] for i in np.random.default_rng([seed, _stable_int(key)]).permutation(len(pieces))]
-        for key, pieces in catalogue.items()
-    }
-    next_piece = dict.fromkeys(catalogue, 0)
+    need = dict(need)
+    next_piece = dict.fromkeys(order, 0)
     done: dict[str, list[tuple[TrackPlan, dict]]] = {}  # piece key → its tracks
     skipped: list[tuple[str, str]] = []
     workers = (os.cpu_count() or 1) if workers is None else workers
-    bar = tqdm(total=n_tracks, desc="demo corpus", unit="track", disable=not progress)
+    bar = tqdm(total=sum(need.values()), desc="rendering", unit="track", disable=not progress)
     try:
         with _Executor(workers) as executor:
             for _ in range(MAX_FILL_ROUNDS):
@@ -148,8 +183,8 @@ def render_all(
                     while deficit > 0 and next_piece[key] < len(pieces):
                         piece = pieces[next_piece[key]]
                         next_piece[key] += 1
-                        n = min(COLLECTION_BY_KEY[key].renders, deficit)
-                        batch.append(plan_piece(piece, n, seed, seconds, render_inputs))
+                        n = min(renders[key], deficit)
+                        batch.append(plan(piece, n))
                         deficit -= n
                 if not batch:
                     break
@@ -168,7 +203,7 @@ def render_all(
     short = {k: n for k, n in need.items() if n > 0}
     if short:
         logger.warning("demo corpus: collections ran out of usable pieces, tracks missing: %s", short)
-    tracks = [track for key in catalogue for piece in order[key] for track in done.get(piece.key, ())]
+    tracks = [track for key in order for piece in order[key] for track in done.get(piece.key, ())]
     return tracks, skipped
 
 
@@ -235,7 +270,7 @@ def _resumed_features(out: Path, plan: TrackPlan) -> dict | None:
     return comment.get("features")
 
 
-_SYNTH = None  # one synthesiser per worker process
+_SYNTHS: dict = {}  # one synthesiser per (sample rate, SoundFont) and worker process
 
 
 def render_piece_task(out: str, plans: Sequence[TrackPlan]) -> list[dict] | str:
@@ -252,23 +287,23 @@ def render_piece_task(out: str, plans: Sequence[TrackPlan]) -> list[dict] | str:
     from retrieval.data.demo.render import Synthesizer, features_to_dict, write_track
     from retrieval.data.demo.sources import parse_piece
 
-    global _SYNTH
-    piece = plans[0].piece
-    if _SYNTH is None:
-        _SYNTH = Synthesizer()
+    piece, studio = plans[0].piece, plans[0].studio
+    sample_rate = SAMPLE_RATE if studio is None else studio.sample_rate
+    soundfont = None if studio is None else Path(studio.soundfont)
+    if (sample_rate, soundfont) not in _SYNTHS:
+        _SYNTHS[sample_rate, soundfont] = Synthesizer(sample_rate, soundfont)
+    synth = _SYNTHS[sample_rate, soundfont]
     try:
         with warnings.catch_warnings():  # music21 warns about many harmless notation details
             warnings.simplefilter("ignore")
             notes = notes_from_score(parse_piece(piece))
-        rendered = [_SYNTH.render(notes, plan.settings) for plan in plans]
+        rendered = [synth.render(notes, plan.settings, plan.studio) for plan in plans]
     except Exception as error:  # any failure of one source piece skips that piece only
         return f"{type(error).__name__}: {error}"
     results = []
     for plan, (audio, features) in zip(plans, rendered, strict=True):
         features_dict = features_to_dict(features)
         comment = {"input_hash": plan.input_hash, "features": features_dict, "piece": piece.key}
-        write_track(audio_path(Path(out), plan.track_id), audio, comment)
+        write_track(audio_path(Path(out), plan.track_id), audio, comment, sample_rate)
         results.append(features_dict)
     return results
-
-

@@ -192,19 +192,22 @@ class Synthesizer:
         >>> audio, features = synth.render(notes, settings)  # doctest: +SKIP
     """
 
-    def __init__(self, sample_rate: int = SAMPLE_RATE):
+    def __init__(self, sample_rate: int = SAMPLE_RATE, soundfont: Path | None = None):
         import tinysoundfont
 
         self.sample_rate = sample_rate
         self._synth = tinysoundfont.Synth(samplerate=sample_rate)
-        self._sfid = self._synth.sfload(str(soundfont_path()))
+        self._sfid = self._synth.sfload(str(soundfont or soundfont_path()))
 
-    def render(self, notes: NoteList, settings: RenderSettings) -> tuple[np.ndarray, TrackFeatures]:
+    def render(
+        self, notes: NoteList, settings: RenderSettings, studio: Studio | None = None
+    ) -> tuple[np.ndarray, TrackFeatures]:
         """Render an excerpt of ``notes`` with ``settings``.
 
         Args:
             notes: the whole piece.
             settings: this render's settings.
+            studio: the EQ and room of an other-render track (None: the demo corpus's plain reverb).
 
         Returns:
             ``(audio, features)``: audio is float32, shape ``(round(seconds · sample_rate),)``,
@@ -225,7 +228,10 @@ class Synthesizer:
         rng = np.random.default_rng(settings.seed)
         n_samples = int(round(settings.seconds * self.sample_rate))
         dry = self._synthesize(excerpt, seconds_per_quarter, settings, rng, n_samples)
-        audio = _reverb(dry, settings.reverb_wet, settings.reverb_rt60, self.sample_rate, rng)
+        if studio is None:
+            audio = _reverb(dry, settings.reverb_wet, settings.reverb_rt60, self.sample_rate, rng)
+        else:
+            audio = studio.apply(dry, settings, self.sample_rate, rng)
         audio = audio * 10.0 ** (settings.gain_db / 20.0)
         peak = float(np.abs(audio).max()) if audio.size else 0.0
         if peak > PEAK_LIMIT:
@@ -307,24 +313,43 @@ def _generate(synth, n: int) -> np.ndarray:
     return np.frombuffer(synth.generate_simple(int(n)), dtype=np.float32).reshape(-1, 2)
 
 
-def impulse_response(rt60: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
-    """A seeded exponentially decaying noise impulse response, unit energy, ``rt60`` seconds long.
+def impulse_response(
+    rt60: float, sample_rate: int, rng: np.random.Generator, predelay: float = 0.0, damping: float = 0.0
+) -> np.ndarray:
+    """A seeded exponentially decaying noise impulse response, unit energy, ``predelay + rt60`` seconds long.
 
-    ``h(t) = n(t) · 10^(−3 t / RT60)`` (−60 dB at ``t = RT60``), ``n`` standard normal noise.
+    ``h(t) = n(t − d) · 10^(−3 (t − d) / RT60)`` for ``t ≥ d`` (−60 dB at ``t = d + RT60``), ``n`` standard normal
+    noise, low-passed by the one-pole ``y[i] = (1 − a)·n[i] + a·y[i − 1]`` with ``a = damping`` (a darker room;
+    0 = white noise), ``d = predelay`` seconds of silence.
     """
     n = max(int(rt60 * sample_rate), 1)
     t = np.arange(n) / sample_rate
-    h = rng.standard_normal(n) * 10.0 ** (-(_DECAY_DB / 20.0) * t / rt60)
+    noise = rng.standard_normal(n)
+    if damping > 0:
+        from scipy.signal import lfilter
+
+        noise = lfilter([1.0 - damping], [1.0, -damping], noise)
+    h = noise * 10.0 ** (-(_DECAY_DB / 20.0) * t / rt60)
+    if predelay > 0:
+        h = np.concatenate([np.zeros(int(predelay * sample_rate)), h])
     return h / np.linalg.norm(h)
 
 
-def _reverb(dry: np.ndarray, wet: float, rt60: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+def _reverb(
+    dry: np.ndarray,
+    wet: float,
+    rt60: float,
+    sample_rate: int,
+    rng: np.random.Generator,
+    predelay: float = 0.0,
+    damping: float = 0.0,
+) -> np.ndarray:
     """``(1 − wet)·x + wet·(h * x)`` truncated to the input length; ``x`` unchanged when ``wet = 0``."""
     if wet <= 0 or rt60 <= 0:
         return dry.astype(np.float64)
     from scipy.signal import fftconvolve
 
-    h = impulse_response(rt60, sample_rate, rng)
+    h = impulse_response(rt60, sample_rate, rng, predelay, damping)
     reverberant = fftconvolve(dry.astype(np.float64), h)[: dry.shape[0]]
     # Match the reverberant signal's level to the dry one so the mix changes colour, not loudness.
     dry_rms = np.sqrt(np.mean(np.square(dry, dtype=np.float64)))
@@ -332,6 +357,74 @@ def _reverb(dry: np.ndarray, wet: float, rt60: float, sample_rate: int, rng: np.
     if wet_rms > 0:
         reverberant *= dry_rms / wet_rms
     return (1.0 - wet) * dry + wet * reverberant
+
+
+@dataclass(frozen=True)
+class Studio:
+    """What an other-render track goes through besides its :class:`RenderSettings`: an EQ and another room.
+
+    The generalisation set (:mod:`retrieval.data.demo.other_render`) plays held-out pieces through another
+    SoundFont and then through this chain: three RBJ-cookbook biquads (a low shelf at :data:`LOW_SHELF_HZ`, a
+    peaking band, a high shelf at :data:`HIGH_SHELF_HZ`), then :func:`_reverb` with a pre-delay and a damped
+    (low-passed) tail where the demo corpus's room is a plain noise tail.
+
+    Attributes:
+        soundfont: path of the SoundFont played.
+        sample_rate: Hz the track is synthesised and written at.
+        low_shelf_db, high_shelf_db: shelf gains in dB.
+        peak_db, peak_hz: the peaking band's gain (dB) and centre (Hz), Q = 1.
+        predelay: seconds of silence before the reverb tail.
+        damping: the tail's one-pole low-pass coefficient (0…1).
+    """
+
+    soundfont: str
+    sample_rate: int
+    low_shelf_db: float
+    high_shelf_db: float
+    peak_db: float
+    peak_hz: float
+    predelay: float
+    damping: float
+
+    def apply(
+        self, dry: np.ndarray, settings: RenderSettings, sample_rate: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """EQ then room: float64 of ``dry``'s length."""
+        from scipy.signal import sosfilt
+
+        sos = np.stack([
+            _biquad("lowshelf", LOW_SHELF_HZ, self.low_shelf_db, sample_rate),
+            _biquad("peak", self.peak_hz, self.peak_db, sample_rate),
+            _biquad("highshelf", HIGH_SHELF_HZ, self.high_shelf_db, sample_rate),
+        ])
+        coloured = sosfilt(sos, dry.astype(np.float64))
+        return _reverb(coloured, settings.reverb_wet, settings.reverb_rt60, sample_rate, rng, self.predelay,
+                       self.damping)
+
+
+LOW_SHELF_HZ = 250.0
+HIGH_SHELF_HZ = 4000.0
+
+
+def _biquad(kind: str, frequency: float, gain_db: float, sample_rate: int) -> np.ndarray:
+    """One second-order section ``[b0, b1, b2, 1, a1, a2]`` of the RBJ Audio EQ Cookbook (Q = 1; shelves S = 1)."""
+    a = 10.0 ** (gain_db / 40.0)
+    w = 2.0 * np.pi * frequency / sample_rate
+    cos, alpha = np.cos(w), np.sin(w) / 2.0  # alpha = sin(w) / 2Q with Q = 1
+    if kind == "peak":
+        b = [1 + alpha * a, -2 * cos, 1 - alpha * a]
+        den = [1 + alpha / a, -2 * cos, 1 - alpha / a]
+    else:
+        alpha = np.sin(w) / np.sqrt(2.0)  # S = 1
+        root = 2.0 * np.sqrt(a) * alpha
+        sign = 1.0 if kind == "lowshelf" else -1.0
+        b = [a * ((a + 1) - sign * (a - 1) * cos + root),
+             sign * 2 * a * ((a - 1) - sign * (a + 1) * cos),
+             a * ((a + 1) - sign * (a - 1) * cos - root)]
+        den = [(a + 1) + sign * (a - 1) * cos + root,
+               -sign * 2 * ((a - 1) + sign * (a + 1) * cos),
+               (a + 1) + sign * (a - 1) * cos - root]
+    return np.array([*b, *den]) / den[0]
 
 
 def write_track(path: Path, audio: np.ndarray, comment: dict, sample_rate: int = SAMPLE_RATE) -> None:

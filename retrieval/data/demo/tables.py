@@ -68,7 +68,7 @@ def track_table(tracks: list[tuple[TrackPlan, dict]], artists: dict[str, str]) -
     return table
 
 
-def _annotations(tracks: pd.DataFrame, pieces: dict[str, Piece]) -> tuple[pd.DataFrame, dict[str, set[str]]]:
+def annotations(tracks: pd.DataFrame, pieces: dict[str, Piece]) -> tuple[pd.DataFrame, dict[str, set[str]]]:
     """True annotations ``track_index, tag, category`` (one row per pair) and each tag's sources."""
     per_piece = {key: tags.catalogue_tags(piece, COLLECTION_BY_KEY[piece.collection]) for key, piece in pieces.items()}
     lengths = tracks["piece"].map(lambda key: len(per_piece[key])).to_numpy()
@@ -100,7 +100,7 @@ def write_tables(out: Path, tracks: pd.DataFrame, pieces: dict[str, Piece], seed
     """Tag, simulate, split and write every table; return the manifest (without arguments)."""
     from retrieval.data import msd500, splits, taste_profile
 
-    truth, sources = _annotations(tracks, pieces)
+    truth, sources = annotations(tracks, pieces)
     min_tracks, min_artists, min_per_split = build_thresholds(n_tracks)
     truth, dropped = tags.drop_rare(truth, min_tracks, min_artists, tracks["artist"].to_numpy())
     vocabulary = _category_order(truth.drop_duplicates("tag")[["tag", "category"]])
