@@ -34,6 +34,7 @@ from retrieval.errors import ConfigError
 Modality = Literal["audio", "cultural", "concat", "gated"]
 SamplerName = Literal["random", "balanced"]
 NegativeName = Literal["uniform", "weighted"]
+AugmentName = Literal["none", "timbre", "noisy_student"]
 TextKind = Literal["word2vec", "sentence", "fused"]
 BackoffName = Literal["none", "sentence"]
 SizeName = Literal["paper", "demo"]
@@ -143,10 +144,15 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation (REFERENCE §1): Adam 1e-4, weight decay 1e-4, batch 128, margin 0.4; an "epoch" is
-    ``steps`` batches; the checkpoint with the best validation MAP is kept."""
+    ``steps`` batches; the checkpoint with the best validation MAP is kept.
+
+    ``augment``: a preset of :data:`retrieval.augment.PRESETS` applied to every training crop of the audio tower
+    (cut from cached waveforms, augmented, then turned into the tower's features); ``none`` trains on the cached
+    features themselves. ``timbre`` changes EQ, filters, room and noise but neither level nor pitch."""
 
     sampler: SamplerName = "balanced"
     negatives: NegativeName = "weighted"
+    augment: AugmentName = "none"
     margin: float = 0.4
     lr: float = 1e-4
     weight_decay: float = 1e-4

@@ -321,3 +321,21 @@ def test_bad_shapes_are_rejected_with_the_function_name():
         time_stretch(torch.zeros(1, 2, 100), SR, 1.1)
     with pytest.raises(TypeError, match="white_noise.*float"):
         white_noise(torch.zeros(100, dtype=torch.int16), 10.0, seeded(0))
+
+
+def test_the_timbre_preset_equalises_without_gain_or_pitch() -> None:
+    from retrieval.augment import PRESETS, TIMBRE
+
+    assert PRESETS["timbre"] is TIMBRE and TIMBRE.p_gain == 0 and TIMBRE.p_pitch == 0 and TIMBRE.p_eq > 0
+    wave = torch.randn(64, 8000) * 0.1
+    eq_only = AugmentConfig(p_polarity=0, p_noise=0, p_gain=0, p_filter=0, p_delay=0, p_pitch=0, p_reverb=0,
+                            p_eq=1.0, eq_db=(6.0, 6.0))
+    out = Augment(16000, eq_only)(wave, torch.Generator().manual_seed(0))
+    spectrum, original = torch.fft.rfft(out).abs(), torch.fft.rfft(wave).abs()
+    bins = 8000 // 2 + 1  # 2 Hz per bin at 16 kHz over 8000 samples
+    low, high = slice(1, 50), slice(bins - 500, bins)  # < 100 Hz, > 7 kHz: both shelves at +6 dB
+    for band in (low, high):
+        gain_db = 20 * torch.log10(spectrum[:, band].mean() / original[:, band].mean())
+        assert 4.5 < gain_db < 6.5
+    mid = slice(450, 550)  # ≈ 1 kHz, between the shelves' corners: much less than 6 dB
+    assert 20 * torch.log10(spectrum[:, mid].mean() / original[:, mid].mean()) < 3.0

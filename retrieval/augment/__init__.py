@@ -15,7 +15,9 @@ generator state gives bit-identical output.
 
 Modules:
     signal         time_stretch, pitch_shift, dynamic_range_compression, white_noise (shared by both uses).
-    noisy_student  Augment, AugmentConfig: the noisy-student training augmentation.
+    noisy_student  Augment, AugmentConfig: the noisy-student training augmentation; PRESETS (``train.augment``:
+                   ``noisy_student``, or ``timbre`` — EQ, filters, reverb and mild noise, no gain or pitch — for
+                   audio towers that must hear other recordings of the same music).
     perturbations  Perturbation, PERTURBATIONS, get_perturbation: the robustness table's conditions.
 
 Example::
@@ -28,7 +30,7 @@ Example::
             wave_p = perturbation.apply(wave, 16000, strength, torch.Generator().manual_seed(0))
             print(perturbation.label(strength))                        # e.g. "time stretch ×0.8"
 """
-from retrieval.augment.noisy_student import Augment, AugmentConfig
+from retrieval.augment.noisy_student import PRESETS, TIMBRE, Augment, AugmentConfig
 from retrieval.augment.perturbations import PERTURBATIONS, Perturbation, get_perturbation
 from retrieval.augment.signal import (
     compressor_settings,
@@ -41,6 +43,8 @@ from retrieval.augment.signal import (
 
 __all__ = [
     "PERTURBATIONS",
+    "PRESETS",
+    "TIMBRE",
     "Augment",
     "AugmentConfig",
     "Perturbation",

@@ -14,7 +14,7 @@ import torch
 import torchaudio.functional as AF
 from torch import Tensor
 
-from retrieval.augment.signal import as_batch, pitch_shift, rand, randn, white_noise
+from retrieval.augment.signal import as_batch, pitch_shift, rand, randn, rbj_biquad, white_noise
 from retrieval.errors import ConfigError
 
 BIQUAD_Q = 0.707
@@ -50,6 +50,9 @@ class AugmentConfig:
         reverb_rt60_s: the synthetic room's 60-dB decay time, seconds (this library's choice: the reference
             used sox's reverb, which torchaudio no longer ships).
         reverb_wet: wet/dry mix ``y = (1 - w) x + w (x * h)`` range.
+        p_eq: probability of a random EQ (0: the noisy-student recipe has none): a low shelf at
+            :data:`EQ_LOW_HZ` and a high shelf at :data:`EQ_HIGH_HZ`, each with its own gain from ``eq_db``.
+        eq_db: the shelves' gain range, dB.
 
     Example:
         >>> AugmentConfig(p_reverb=0.0).p_polarity
@@ -73,6 +76,8 @@ class AugmentConfig:
     p_reverb: float = 0.3
     reverb_rt60_s: tuple[float, float] = (0.2, 1.0)
     reverb_wet: tuple[float, float] = (0.1, 0.5)
+    p_eq: float = 0.0
+    eq_db: tuple[float, float] = (-6.0, 6.0)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -95,6 +100,10 @@ class AugmentConfig:
             raise ConfigError(f"AugmentConfig.reverb_wet must lie in [0, 1], got {self.reverb_wet!r}")
         if not self.delay_gain >= 0:
             raise ConfigError(f"AugmentConfig.delay_gain must be >= 0, got {self.delay_gain!r}")
+
+
+EQ_LOW_HZ = 250.0
+EQ_HIGH_HZ = 4000.0
 
 
 def _biquad_coefficients(cutoff: Tensor, highpass: Tensor, sample_rate: int) -> tuple[Tensor, Tensor]:
@@ -122,7 +131,7 @@ def _biquad_coefficients(cutoff: Tensor, highpass: Tensor, sample_rate: int) -> 
 class Augment:
     """Seeded, batched augmentation chain for training crops (noisy student, REFERENCE §4).
 
-    In order: polarity inversion, white noise, gain, high- or low-pass, delay, pitch shift, reverb. Each
+    In order: polarity inversion, white noise, gain, high- or low-pass, delay, pitch shift, reverb, EQ. Each
     example decides independently whether each transform applies (probabilities in ``AugmentConfig``) and
     draws its own parameters; each transform runs once, vectorised, on the examples that drew it (pitch
     shift loops over them, one phase vocoder each). Finally every changed example whose peak exceeds 1 is
@@ -139,6 +148,7 @@ class Augment:
         - reverb: ``(1 - w) x + w (x * h)`` where ``h`` is Gaussian noise under an exponential envelope that
           falls 60 dB at ``rt60``, as long as the largest ``rt60`` drawn in the batch, scaled to unit energy;
           ``torchaudio.functional.fftconvolve``.
+        - EQ (when ``p_eq > 0``): a low shelf then a high shelf, RBJ, slope 1, gains from ``eq_db``.
 
     Randomness comes only from the generator passed to ``__call__``; the same generator state gives the
     same output. Random cropping is the data layer's job (``retrieval.audio.random_crop``).
@@ -225,6 +235,14 @@ class Augment:
         if chosen.any():
             x[chosen] = self._reverb(x[chosen], rt60[chosen], wet[chosen], generator)
 
+        if c.p_eq > 0:  # drawn only when enabled, so the noisy-student recipe's random stream is unchanged
+            chosen, low_db, high_db = draw(c.p_eq), uniform(c.eq_db), uniform(c.eq_db)
+            if chosen.any():
+                for gain, frequency, low in ((low_db, EQ_LOW_HZ, True), (high_db, EQ_HIGH_HZ, False)):
+                    b, a = rbj_biquad("lowshelf" if low else "highshelf", frequency, gain[chosen].numpy(), sr)
+                    x[chosen] = AF.lfilter(x[chosen], torch.from_numpy(a).to(x), torch.from_numpy(b).to(x),
+                                           clamp=False)
+
         peak = x.abs().amax(dim=-1)
         limit = touched & (peak > 1)
         x[limit] = x[limit] / peak[limit, None]
@@ -246,3 +264,16 @@ class Augment:
         ir = ir / ir.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
         reverberated = AF.fftconvolve(x, ir)[..., : x.shape[-1]]
         return (1 - wet[:, None]) * x + wet[:, None] * reverberated
+
+
+TIMBRE = AugmentConfig(
+    p_polarity=0.5, p_noise=0.2, snr_db=(20.0, 40.0), p_gain=0.0, p_filter=0.3, highpass_hz=(60.0, 300.0),
+    lowpass_hz=(3000.0, 7000.0), p_delay=0.1, p_pitch=0.0, p_reverb=0.5, reverb_rt60_s=(0.3, 3.0),
+    reverb_wet=(0.1, 0.6), p_eq=0.7, eq_db=(-8.0, 8.0),
+)
+"""Augmentation that changes how a track *sounds* (EQ, filters, room, a little noise) but not what its tags are
+measured from: no gain change (the demo's ``soft`` / ``loud`` tags are levels) and no pitch shift (``dark`` /
+``bright`` are registers). The retrieval task's ``train.augment: timbre``."""
+
+PRESETS: dict[str, AugmentConfig] = {"noisy_student": AugmentConfig(), "timbre": TIMBRE}
+"""``train.augment`` names → configs."""

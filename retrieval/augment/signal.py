@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import numpy as np
 import torch
 import torchaudio.functional as AF
 from torch import Tensor
@@ -250,3 +251,38 @@ def white_noise(wave: Tensor, snr_db: float | Tensor, generator: torch.Generator
     noise = randn(tuple(x.shape), generator, x)
     out = AF.add_noise(x, noise, snr)
     return out[0] if squeeze else out
+
+
+def rbj_biquad(kind: str, frequency: float, gain_db, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    """Second-order EQ sections of the RBJ Audio EQ Cookbook: a peak (Q = 1) or a low / high shelf (slope S = 1).
+
+    Args:
+        kind: "peak", "lowshelf" or "highshelf".
+        frequency: centre or corner frequency, Hz.
+        gain_db: the gain, dB: a number or an array (one section per element).
+        sample_rate: Hz.
+
+    Returns:
+        ``(b, a)``, each ``(*gain_db.shape, 3)`` float64, normalised so ``a[..., 0] == 1``.
+    """
+    a_ = 10.0 ** (np.asarray(gain_db, dtype=np.float64) / 40.0)
+    w = 2.0 * np.pi * frequency / sample_rate
+    cos = np.cos(w)
+    if kind == "peak":
+        alpha = np.sin(w) / 2.0  # sin(w) / 2Q with Q = 1
+        b = [1 + alpha * a_, -2 * cos + 0 * a_, 1 - alpha * a_]
+        a = [1 + alpha / a_, -2 * cos + 0 * a_, 1 - alpha / a_]
+    elif kind in ("lowshelf", "highshelf"):
+        alpha = np.sin(w) / np.sqrt(2.0)  # S = 1
+        root = 2.0 * np.sqrt(a_) * alpha
+        sign = 1.0 if kind == "lowshelf" else -1.0
+        b = [a_ * ((a_ + 1) - sign * (a_ - 1) * cos + root),
+             sign * 2 * a_ * ((a_ - 1) - sign * (a_ + 1) * cos),
+             a_ * ((a_ + 1) - sign * (a_ - 1) * cos - root)]
+        a = [(a_ + 1) + sign * (a_ - 1) * cos + root,
+             -sign * 2 * ((a_ - 1) + sign * (a_ + 1) * cos),
+             (a_ + 1) + sign * (a_ - 1) * cos - root]
+    else:
+        raise ValueError(f"rbj_biquad: kind must be peak, lowshelf or highshelf, got {kind!r}")
+    b, a = np.stack(b, axis=-1), np.stack(a, axis=-1)
+    return b / a[..., :1], a / a[..., :1]

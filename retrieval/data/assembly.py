@@ -50,14 +50,18 @@ class ExperimentData:
     features: object | None  # retrieval.data.features.FeatureStore
     input_frames: int
     excluded: dict[str, dict[str, int]] = field(default_factory=dict)
+    train_crops: AugmentedCrops | None = None
 
     def random_inputs(self, split: str, rows: torch.Tensor, generator: torch.Generator) -> TrackInputs:
-        """Training inputs for tracks ``rows`` of ``split``: one random crop each."""
+        """Training inputs for tracks ``rows`` of ``split``: one random crop each (augmented, for the train split,
+        when :attr:`train_crops` is set)."""
         data = self.splits[split]
-        index = rows.tolist()
+        ids = [data.ids[i] for i in rows.tolist()]
         crops = None
-        if self.features is not None:
-            crops = self.features.random_crops([data.ids[i] for i in index], self.input_frames, generator)
+        if split == "train" and self.train_crops is not None:
+            crops = self.train_crops(ids, generator)
+        elif self.features is not None:
+            crops = self.features.random_crops(ids, self.input_frames, generator)
         return self._inputs(data, rows, crops)
 
     def track_inputs(self, split: str, rows: Sequence[int], n_crops: int) -> TrackInputs:
@@ -90,6 +94,37 @@ class ExperimentData:
     def _inputs(data: SplitData, rows: torch.Tensor, crops: torch.Tensor | None) -> TrackInputs:
         listening = data.listening[rows] if data.listening is not None else None
         return TrackInputs(features=crops, listening=listening, has_listening=data.has_listening[rows])
+
+
+class AugmentedCrops:
+    """Augmented training crops: a random crop of the cached waveform → :class:`retrieval.augment.Augment` → the
+    tower's front end → ``(B, n_mels, input_frames)``, like :meth:`FeatureStore.random_crops` of the features.
+
+    Args:
+        config: the experiment config (``train.augment`` names the preset; the front end is the audio tower's).
+        ids: the tracks crops are cut from (their waveforms are cached under ``corpus/cache``).
+        progress: show the waveform cache's progress bar.
+    """
+
+    def __init__(self, config: Config, ids: Sequence[str], progress: bool = True):
+        from retrieval.audio import WaveConfig, front_end
+        from retrieval.augment import PRESETS, Augment
+
+        settings = audio_input(config)
+        self.mel, self.frames = settings.mel, settings.input_frames
+        rate = self.mel.sample_rate
+        self.waves, missing = feature_store(config_corpus(config), ids, WaveConfig(rate), progress)
+        if missing:
+            raise InputError(f"{len(missing)} tracks have mels but no readable audio (e.g. {sorted(missing)[:3]}); "
+                             "rebuild the corpus or set train.augment: none")
+        self.samples = self.mel.samples_for_frames(self.frames)
+        self.augment = Augment(rate, PRESETS[config.train.augment])
+        self.front_end = front_end(self.mel)
+
+    @torch.no_grad()
+    def __call__(self, ids: Sequence[str], generator: torch.Generator) -> torch.Tensor:
+        waves = self.waves.random_crops(ids, self.samples, generator)[:, 0]  # (B, samples)
+        return self.front_end(self.augment(waves, generator))[..., : self.frames]
 
 
 def config_corpus(config: Config):

@@ -15,6 +15,7 @@ import torch
 
 from retrieval.config import Config
 from retrieval.data.assembly import ExperimentData, prepare_data
+from retrieval.data.frozen import freeze_features
 from retrieval.fileio import write_text_atomic
 from retrieval.model import JointModel
 from retrieval.runs import RunFolder, TrainState, build_model, load_run, model_args, text_encoder_for
@@ -86,6 +87,7 @@ def evaluate_generalisation(run: str | Path, other: str | Path, progress: bool =
     for name, settings in (("demo_test", config), ("other_render", other_config)):
         data, _ = prepare_data(settings, vocabulary=vocabulary, progress=progress, need_listening=False,
                                splits=("test",))
+        freeze_features(data, loaded.model, progress)
         summaries[name] = evaluate_split(loaded.model, data, "test", config)
         summaries[name]["n_tracks"] = len(data.splits["test"].ids)
     # The same tags on both sides: those with positives (and negatives) in both test sets.
@@ -143,12 +145,17 @@ def train_run(config: Config, out: str | Path, resume: bool = False, progress: b
         factors.save(folder.path / "item_factors.npz")
     if config.data.unseen_tags:
         data.hold_out(config.data.unseen_tags)
+    if config.train.augment != "none" and modality != "cultural":
+        from retrieval.data.assembly import AugmentedCrops
+
+        data.train_crops = AugmentedCrops(config, data.splits["train"].ids, progress)
     listening_dim = (
         data.splits["train"].listening.shape[1] if data.splits["train"].listening is not None else None
     )
     args = model_args(config, data.vocabulary.vectors.shape[1], listening_dim)
     torch.manual_seed(config.train.seed)
     model = build_model(args)
+    freeze_features(data, model, progress)
     sampler = SAMPLERS[config.train.sampler](data.splits["train"].labels)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
@@ -179,6 +186,7 @@ def evaluate_run(run: str | Path, split: str = "test", progress: bool = True) ->
         need_audio=modality != "cultural",
         need_listening=True,
     )
+    freeze_features(data, loaded.model, progress)
     summary = evaluate_split(loaded.model, data, split, loaded.config)
     if loaded.config.data.unseen_tags:
         summary["seen_unseen"] = seen_unseen(summary, loaded.config.data.unseen_tags)

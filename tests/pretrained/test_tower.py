@@ -54,3 +54,26 @@ def test_an_unfrozen_tower_fine_tunes_and_bad_settings_are_named() -> None:
         from retrieval.runs.build import model_args
 
         model_args(load_config("demo", ["model.audio.pretrained=mtt"]), 100, 16)
+
+
+def test_a_frozen_towers_cached_network_outputs_stand_in_for_its_mels(tiny_corpus: Path,
+                                                                     tiny_config_path: Path) -> None:
+    from retrieval.data.assembly import prepare_data
+    from retrieval.data.frozen import PATCHES, FrozenFeatures, freeze_features
+    from retrieval.runs import build_model, model_args
+
+    config = load_config(tiny_config_path, [f"data.root={tiny_corpus}", *TOWER, "model.modality=audio"])
+    data, _ = prepare_data(config, progress=False, need_listening=False, splits=("test",))
+    model = build_model(model_args(config, 8, None)).eval()  # the text side is not used here
+    rows = list(range(len(data.splits["test"].ids)))
+    with torch.no_grad():
+        from_mels = model.audio_features(data.track_inputs("test", rows, PATCHES).features)
+        freeze_features(data, model, progress=False)
+        assert isinstance(data.features, FrozenFeatures)
+        cached = data.track_inputs("test", rows, PATCHES).features
+        assert cached.shape == (len(rows), PATCHES, model.audio.network.penultimate_dim, 1)
+        torch.testing.assert_close(model.audio_features(cached), from_mels, atol=1e-5, rtol=1e-5)
+        crops = data.random_inputs("test", torch.tensor(rows), torch.Generator().manual_seed(0)).features
+        assert crops.shape == (len(rows), model.audio.network.penultimate_dim, 1)
+    files = sorted(data.features.folder.glob("*.npy"))
+    assert len(files) == len(rows) and data.features.folder.name.startswith("frozen-musicnn-mtt-")

@@ -407,24 +407,10 @@ HIGH_SHELF_HZ = 4000.0
 
 
 def _biquad(kind: str, frequency: float, gain_db: float, sample_rate: int) -> np.ndarray:
-    """One second-order section ``[b0, b1, b2, 1, a1, a2]`` of the RBJ Audio EQ Cookbook (Q = 1; shelves S = 1)."""
-    a = 10.0 ** (gain_db / 40.0)
-    w = 2.0 * np.pi * frequency / sample_rate
-    cos, alpha = np.cos(w), np.sin(w) / 2.0  # alpha = sin(w) / 2Q with Q = 1
-    if kind == "peak":
-        b = [1 + alpha * a, -2 * cos, 1 - alpha * a]
-        den = [1 + alpha / a, -2 * cos, 1 - alpha / a]
-    else:
-        alpha = np.sin(w) / np.sqrt(2.0)  # S = 1
-        root = 2.0 * np.sqrt(a) * alpha
-        sign = 1.0 if kind == "lowshelf" else -1.0
-        b = [a * ((a + 1) - sign * (a - 1) * cos + root),
-             sign * 2 * a * ((a - 1) - sign * (a + 1) * cos),
-             a * ((a + 1) - sign * (a - 1) * cos - root)]
-        den = [(a + 1) + sign * (a - 1) * cos + root,
-               -sign * 2 * ((a - 1) + sign * (a + 1) * cos),
-               (a + 1) + sign * (a - 1) * cos - root]
-    return np.array([*b, *den]) / den[0]
+    """One second-order section ``[b0, b1, b2, 1, a1, a2]`` (:func:`retrieval.augment.signal.rbj_biquad`)."""
+    from retrieval.augment.signal import rbj_biquad
+
+    return np.concatenate(rbj_biquad(kind, frequency, gain_db, sample_rate))
 
 
 def write_track(path: Path, audio: np.ndarray, comment: dict, sample_rate: int = SAMPLE_RATE) -> None:

@@ -67,7 +67,8 @@ class PretrainedMusicnnTower(Backbone):
         self.pretrained, self.freeze = pretrained, bool(freeze)
         self.mel, self.input_frames, self.output_dim, self.channels = mel, int(input_frames), int(output_dim), ()
         self.frontend = front_end(mel)
-        self.network = PretrainedTagger(f"{self.ARCHITECTURE}-{pretrained}").model
+        tagger = PretrainedTagger(f"{self.ARCHITECTURE}-{pretrained}")
+        self.network, self.fingerprint = tagger.model, f"{tagger.name}-{tagger.fingerprint}"
         self.head = nn.Linear(self.network.penultimate_dim, self.output_dim)
         if self.freeze:
             self.network.requires_grad_(False)
@@ -89,6 +90,13 @@ class PretrainedMusicnnTower(Backbone):
         if self.freeze:  # the published batch-norm statistics stay as published
             self.network.eval()
         return self
+
+    def forward_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Embed (B, 96, frames) mels; a frozen tower also reads its network's own cached output, (B, D, 1)
+        penultimate features (:class:`retrieval.data.frozen.FrozenFeatures`), straight into its head."""
+        if self.freeze and mel.dim() == 3 and tuple(mel.shape[1:]) == (self.network.penultimate_dim, 1):
+            return self.head(mel[..., 0])
+        return super().forward_mel(mel)
 
     def forward_features(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, 96, frames) → (B, output_dim). musicnn pools over any length; VGG, whose dense layer fixes its
