@@ -133,15 +133,17 @@ def _add_index_and_k(parser: argparse.ArgumentParser, what: str) -> None:
 
 def add_commands(commands: Commands) -> None:
     """Add ``index``, ``search``, ``similar``, ``tag``, ``vocab`` and ``models``."""
-    from retrieval.index import DEFAULT_BACKEND, INDEX_BACKENDS
+    from retrieval.index.registry import APPROXIMATE_DEFAULT, AUTO, DEFAULT_BACKEND, EXACT_BELOW, INDEX_BACKENDS
 
     index = commands.add_parser("index", help="index a folder of audio files (or a corpus) for search")
     index.add_argument("source", help="folder of audio files (or, with --corpus, a corpus folder)")
     index.add_argument("--model", required=True,
                        help="trained run folder, or a pretrained model name (`retrieval models`)")
     index.add_argument("--out", required=True, help="index folder to write")
-    index.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(INDEX_BACKENDS),
-                       help="exact (brute force, the reference) or annoy (approximate, fast); default %(default)s")
+    index.add_argument("--backend", default=DEFAULT_BACKEND, choices=[AUTO, *sorted(INDEX_BACKENDS)],
+                       help="exact (brute force, the reference), an approximate one (hnswlib, faiss-hnsw, "
+                            "faiss-ivfpq: pip install 'retrieval[ann]'; annoy), or auto: exact below "
+                            f"{EXACT_BELOW:,} tracks, else {APPROXIMATE_DEFAULT} (measured); default %(default)s")
     index.add_argument("--corpus", action="store_true", help="SOURCE is a corpus (MSD500 layout), not a folder")
     index.add_argument("--cache-dir", default=None,
                        help="per-file embedding cache (default $RETRIEVAL_HOME/embeddings)")
