@@ -20,12 +20,18 @@ def _index(args: argparse.Namespace) -> int:
         raise RetrievalError(f"--model {args.model} is a pretrained tagger: index the corpus' audio folder "
                              f"without --corpus (e.g. `retrieval index {args.source}/audio --model {args.model} "
                              "--out INDEX`)")
+    if args.engine == "local" and (args.address or args.workers):
+        raise RetrievalError("--address and --workers are for --engine ray")
+    if args.corpus and args.engine != "local":
+        raise RetrievalError("--engine ray indexes a folder of audio files; a corpus (--corpus) is embedded from its "
+                             "feature cache in this process")
     if args.corpus:
         report = index_corpus(args.model, args.out, corpus_root=args.source, backend=args.backend,
                               progress=not args.quiet)
     else:
         report = index_folder(args.model, args.source, args.out, backend=args.backend, cache_dir=args.cache_dir,
-                              progress=not args.quiet)
+                              progress=not args.quiet, engine=args.engine, address=args.address,
+                              workers=args.workers)
     print(report.format())
     return 0
 
@@ -147,6 +153,13 @@ def add_commands(commands: Commands) -> None:
     index.add_argument("--corpus", action="store_true", help="SOURCE is a corpus (MSD500 layout), not a folder")
     index.add_argument("--cache-dir", default=None,
                        help="per-file embedding cache (default $RETRIEVAL_HOME/embeddings)")
+    index.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help="embed in this process (default) or in an actor pool on a Ray cluster "
+                            "(pip install 'retrieval[ray]'); both use the same cache and give the same vectors")
+    index.add_argument("--address", default=None,
+                       help="with --engine ray: the cluster to join (default: start a local one on 127.0.0.1)")
+    index.add_argument("--workers", type=positive_int, default=None,
+                       help="with --engine ray: actors, one model each (default: one per CPU of the cluster)")
     index.set_defaults(func=_index)
 
     search = commands.add_parser("search", help="tracks for a text query")
