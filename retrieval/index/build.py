@@ -131,11 +131,17 @@ def make_embedder(model: str | os.PathLike, batch_size: int):
 def embed_batch(embedder, batch: Sequence[tuple[Path, Path]]) -> tuple[dict[Path, np.ndarray], dict[str, str]]:
     """Decode and embed one batch of (file, cache file) pairs, writing each vector to its cache file atomically.
 
-    The unit of work of both engines (the local loop and each Ray actor), so both give the same vectors.
+    The unit of work of both engines (the local loop, which decodes the next batch while this one is embedded,
+    and each Ray actor), so both give the same vectors.
 
     Returns:
         ``(vectors by file, reasons by unreadable file)``.
     """
+    return embed_decoded(embedder, decode_batch(embedder, batch))
+
+
+def decode_batch(embedder, batch: Sequence[tuple[Path, Path]]) -> tuple[list, list, dict[str, str]]:
+    """The first half of :func:`embed_batch`: ``(decodable pairs, their model inputs, reasons by bad file)``."""
     done, prepared, skipped = [], [], {}
     for path, cached in batch:
         try:
@@ -143,6 +149,13 @@ def embed_batch(embedder, batch: Sequence[tuple[Path, Path]]) -> tuple[dict[Path
             done.append((path, cached))
         except AudioError as error:
             skipped[str(path)] = str(error)
+    return done, prepared, skipped
+
+
+def embed_decoded(embedder, decoded: tuple[list, list, dict[str, str]]) -> tuple[dict[Path, np.ndarray],
+                                                                                  dict[str, str]]:
+    """The second half of :func:`embed_batch`: embed, write the cache files."""
+    done, prepared, skipped = decoded
     vectors = {}
     if done:
         for (path, cached), vector in zip(done, embedder.embed(prepared), strict=True):
@@ -179,6 +192,7 @@ def index_folder(
     from tqdm.auto import tqdm
 
     from retrieval import paths
+    from retrieval.embedding import ahead
 
     if engine not in ENGINES:
         raise RetrievalError(f"unknown engine {engine!r}; valid: {list(ENGINES)}")
@@ -209,11 +223,12 @@ def index_folder(
     else:
         embedded, skipped = {}, {}
         with tqdm(total=len(todo), desc="embedding", unit="file", disable=not progress) as bar:
-            for start in range(0, len(todo), batch_size):
-                batch_vectors, batch_skipped = embed_batch(embedder, todo[start : start + batch_size])
+            batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+            for decoded in ahead(lambda batch: decode_batch(embedder, batch), batches):
+                batch_vectors, batch_skipped = embed_decoded(embedder, decoded)
                 embedded.update(batch_vectors)
                 skipped.update(batch_skipped)
-                bar.update(len(todo[start : start + batch_size]))
+                bar.update(len(decoded[0]) + len(batch_skipped))
     vectors.update(embedded)
     report.skipped.update(skipped)
     report.embedded = len(embedded)
