@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt torch torchaudio
 	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
+	# Optional extras the tests exercise: ann (hnswlib, faiss-cpu index backends), ray (the --engine ray indexer).
+	$(PIP) install --quiet -c constraints.txt -e ".[ann,ray]"
 	# tinysoundfont's declared pyaudio dependency is only for live playback and needs system
 	# PortAudio headers; offline rendering does not use it.
 	$(PIP) install --quiet --no-deps tinysoundfont

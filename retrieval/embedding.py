@@ -9,8 +9,11 @@ bit-identical whatever batch it was computed in (CPU kernels may pick different 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +21,11 @@ import torch
 from retrieval.audio import whole_track_crops
 from retrieval.errors import InputError
 from retrieval.model import JointModel, TrackInputs
+
+T = TypeVar("T")
+R = TypeVar("R")
+#: Batches decoded ahead of the model by :func:`ahead` (one decoding thread beside the model's threads).
+DECODE_WORKERS = 1
 
 
 def _pad(x: torch.Tensor | None, size: int) -> torch.Tensor | None:
@@ -82,16 +90,36 @@ def embed_crops(model: JointModel, crops: torch.Tensor, batch_size: int = 8) -> 
     return embed_batches(model, n, inputs_for, batch_size)
 
 
+def ahead(function: Callable[[T], R], items: Sequence[T], workers: int = DECODE_WORKERS) -> Iterator[R]:
+    """``function(item)`` for each item, in order, computed up to ``workers`` items ahead in a thread pool.
+
+    What lets decoding overlap the model: while the caller runs the model on batch i, the pool decodes batches
+    i + 1 … i + workers (soundfile, torchaudio and numpy release the GIL). An exception is raised when its item
+    is reached, as in a plain loop.
+    """
+    if workers < 1 or len(items) <= 1:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = deque(pool.submit(function, item) for item in items[:workers])
+        for item in items[workers:]:
+            result = pending.popleft().result()
+            pending.append(pool.submit(function, item))
+            yield result
+        while pending:
+            yield pending.popleft().result()
+
+
 def embed_files(model: JointModel, paths: Sequence[str | Path], n_crops: int = 8, batch_size: int = 8) -> torch.Tensor:
-    """Audio files → (len(paths), model.output_dim) index-space vectors (see :func:`embed_crops`).
+    """Audio files → (len(paths), model.output_dim) index-space vectors (see :func:`embed_crops`); the next batch
+    is decoded while the model embeds this one (:func:`ahead`).
 
     Raises:
         AudioError: a file cannot be decoded (named).
     """
-    vectors = [
-        embed_crops(model, file_crops(model, paths[start : start + batch_size], n_crops), batch_size)
-        for start in range(0, len(paths), batch_size)
-    ]
+    batches = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
+    vectors = [embed_crops(model, crops, batch_size)
+               for crops in ahead(lambda batch: file_crops(model, batch, n_crops), batches)]
     return torch.cat(vectors) if vectors else torch.zeros(0, model.output_dim)
 
 

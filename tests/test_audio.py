@@ -385,3 +385,32 @@ def test_offsets_past_the_end_and_too_short_files(tmp_path):
 def test_mel_config_rejects_bad_values_naming_the_key(kwargs, key):
     with pytest.raises(ConfigError, match=f"MelConfig.{key}"):
         MelConfig(**kwargs)
+
+
+@pytest.mark.parametrize("channels", range(1, 10))
+def test_mix_to_mono_is_the_channel_mean_bit_for_bit(channels: int) -> None:
+    from retrieval.audio.decode import mix_to_mono
+
+    data = np.random.default_rng(channels).standard_normal((10_001, channels)).astype(np.float32)
+    np.testing.assert_array_equal(mix_to_mono(data), data.mean(axis=1, dtype=np.float32))
+
+
+def test_ahead_keeps_order_overlaps_and_raises_at_the_failing_item() -> None:
+    import threading
+
+    from retrieval.embedding import ahead
+
+    seen: list[str] = []
+
+    def work(item: int) -> int:
+        seen.append(threading.current_thread().name)
+        if item == 3:
+            raise ValueError("item 3")
+        return item * item
+
+    results = ahead(work, list(range(6)), workers=2)
+    assert [next(results) for _ in range(3)] == [0, 1, 4]
+    with pytest.raises(ValueError, match="item 3"):
+        next(results)
+    assert threading.current_thread().name not in seen  # the work ran in the pool, beside the caller
+    assert list(ahead(work, [5], workers=2)) == [25]

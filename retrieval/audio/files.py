@@ -13,6 +13,7 @@ Example (the paper's evaluation input: 8 crops of 173 frames ≈ 4 s)::
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,13 @@ def load_crops(path: str | Path, sample_rate: int, crop_samples: int, n_crops: i
         return crops
 
 
+@functools.lru_cache(maxsize=8)
+def _mel_module(config: MelConfig, device: str) -> MelSpectrogram:
+    """The mel front end of ``config`` on ``device``, built once (its filter bank and window), not per file.
+    It holds no state that a forward pass changes, so files share it."""
+    return MelSpectrogram(config).to(device)
+
+
 def mel_of_file(
     path: str | Path,
     config: MelConfig,
@@ -79,7 +87,7 @@ def mel_of_file(
     if not block_s > 0:
         raise ValueError(f"block_s must be > 0 seconds, got {block_s}")
     hop, half = config.hop_length, config.n_fft // 2
-    front_end = MelSpectrogram(config).to(device)
+    front_end = _mel_module(config, str(device))
     with RegionReader(path, config.sample_rate) as reader, torch.inference_mode():
         n = reader.num_samples
         if n <= half:

@@ -20,12 +20,18 @@ def _index(args: argparse.Namespace) -> int:
         raise RetrievalError(f"--model {args.model} is a pretrained tagger: index the corpus' audio folder "
                              f"without --corpus (e.g. `retrieval index {args.source}/audio --model {args.model} "
                              "--out INDEX`)")
+    if args.engine == "local" and (args.address or args.workers):
+        raise RetrievalError("--address and --workers are for --engine ray")
+    if args.corpus and args.engine != "local":
+        raise RetrievalError("--engine ray indexes a folder of audio files; a corpus (--corpus) is embedded from its "
+                             "feature cache in this process")
     if args.corpus:
         report = index_corpus(args.model, args.out, corpus_root=args.source, backend=args.backend,
                               progress=not args.quiet)
     else:
         report = index_folder(args.model, args.source, args.out, backend=args.backend, cache_dir=args.cache_dir,
-                              progress=not args.quiet)
+                              progress=not args.quiet, engine=args.engine, address=args.address,
+                              workers=args.workers)
     print(report.format())
     return 0
 
@@ -133,18 +139,27 @@ def _add_index_and_k(parser: argparse.ArgumentParser, what: str) -> None:
 
 def add_commands(commands: Commands) -> None:
     """Add ``index``, ``search``, ``similar``, ``tag``, ``vocab`` and ``models``."""
-    from retrieval.index import DEFAULT_BACKEND, INDEX_BACKENDS
+    from retrieval.index.registry import APPROXIMATE_DEFAULT, AUTO, DEFAULT_BACKEND, EXACT_BELOW, INDEX_BACKENDS
 
     index = commands.add_parser("index", help="index a folder of audio files (or a corpus) for search")
     index.add_argument("source", help="folder of audio files (or, with --corpus, a corpus folder)")
     index.add_argument("--model", required=True,
                        help="trained run folder, or a pretrained model name (`retrieval models`)")
     index.add_argument("--out", required=True, help="index folder to write")
-    index.add_argument("--backend", default=DEFAULT_BACKEND, choices=sorted(INDEX_BACKENDS),
-                       help="exact (brute force, the reference) or annoy (approximate, fast); default %(default)s")
+    index.add_argument("--backend", default=DEFAULT_BACKEND, choices=[AUTO, *sorted(INDEX_BACKENDS)],
+                       help="exact (brute force, the reference), an approximate one (hnswlib, faiss-hnsw, "
+                            "faiss-ivfpq: pip install 'retrieval[ann]'; annoy), or auto: exact below "
+                            f"{EXACT_BELOW:,} tracks, else {APPROXIMATE_DEFAULT} (measured); default %(default)s")
     index.add_argument("--corpus", action="store_true", help="SOURCE is a corpus (MSD500 layout), not a folder")
     index.add_argument("--cache-dir", default=None,
                        help="per-file embedding cache (default $RETRIEVAL_HOME/embeddings)")
+    index.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help="embed in this process (default) or in an actor pool on a Ray cluster "
+                            "(pip install 'retrieval[ray]'); both use the same cache and give the same vectors")
+    index.add_argument("--address", default=None,
+                       help="with --engine ray: the cluster to join (default: start a local one on 127.0.0.1)")
+    index.add_argument("--workers", type=positive_int, default=None,
+                       help="with --engine ray: actors, one model each (default: one per CPU of the cluster)")
     index.set_defaults(func=_index)
 
     search = commands.add_parser("search", help="tracks for a text query")

@@ -38,7 +38,7 @@ from retrieval.index import folder as folder_format
 from retrieval.index.catalogue import make_catalogue_from_frame, tag_tuple, text_or_none
 from retrieval.vectors import unit_rows
 
-__all__ = ["Hit", "VectorIndex", "attach_metadata", "l2_normalise"]
+__all__ = ["Hit", "VectorIndex", "attach_metadata", "import_optional", "l2_normalise"]
 
 # Norms below this are treated as zero: such a vector has no direction, hence no cosine.
 _MIN_NORM = 1e-12
@@ -99,6 +99,25 @@ def l2_normalise(vectors: np.ndarray, what: str = "vectors") -> np.ndarray:
         rows = np.flatnonzero(norms[:, 0] < _MIN_NORM)[:_SHOW].tolist()
         raise ValueError(f"{what} rows {rows} are all zeros: a zero vector has no cosine similarity")
     return unit_rows(vectors, _MIN_NORM)  # every norm is at least _MIN_NORM here: exactly vectors / norms
+
+
+def import_optional(module: str, what: str, extra: str = "ann") -> Any:
+    """Import the library behind an optional part of the package, or say which extra installs it.
+
+    Args:
+        module: the module to import ("faiss", "hnswlib", "ray.data").
+        what: the part that needs it, for the message ("the 'faiss-hnsw' index backend").
+        extra: the optional dependency group of ``pyproject.toml`` that installs it.
+
+    Raises:
+        ImportError: the module is not installed; the message names ``pip install 'retrieval[EXTRA]'``.
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(f"{what} needs {module}: pip install 'retrieval[{extra}]' (or `make install`)") from error
 
 
 class VectorIndex(ABC):

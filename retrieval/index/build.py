@@ -8,7 +8,9 @@ Folder indexing (``retrieval index DIR --model RUN --out INDEX``):
   atomically as soon as it is computed: a re-run embeds only new or changed files, and an interrupted run
   resumes where it stopped;
 - skips unreadable files and reports them (file and reason); the index is written only at the end, atomically,
-  so an old index stays intact until the new one is complete.
+  so an old index stays intact until the new one is complete;
+- embeds in this process (``engine="local"``, the default, no Ray needed) or on a Ray cluster
+  (``engine="ray"``: :mod:`retrieval.index.ray_engine`), through the same cache and the same per-batch code.
 
 Both kinds write ``INDEX/model.json`` naming the run, so ``retrieval.load(INDEX)`` finds the model.
 """
@@ -27,9 +29,11 @@ import numpy as np
 from retrieval.errors import AudioError, RetrievalError
 from retrieval.fileio import atomic_path, write_text_atomic
 from retrieval.index.catalogue import make_catalogue
-from retrieval.index.registry import DEFAULT_BACKEND, create_index
+from retrieval.index.registry import DEFAULT_BACKEND, create_index, resolve_backend
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+#: Where ``index_folder`` embeds: this process, or an actor pool on a Ray cluster.
+ENGINES = ("local", "ray")
 _HASH_BLOCK = 1 << 20
 
 
@@ -77,7 +81,7 @@ def find_audio_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def _write_index(out: Path, run, ids: Sequence[str], vectors: np.ndarray, catalogue, backend: str) -> None:
-    index = create_index(backend, dim=vectors.shape[1], fingerprint=run.fingerprint)
+    index = create_index(resolve_backend(backend, len(ids)), dim=vectors.shape[1], fingerprint=run.fingerprint)
     index.add(list(ids), vectors)
     index.build()
     index.save(out, catalogue)
@@ -112,6 +116,55 @@ class _RunEmbedder:
         _write_index(out, self.run, ids, vectors, catalogue, backend)
 
 
+def make_embedder(model: str | os.PathLike, batch_size: int):
+    """The embedder of ``model`` (a trained run folder, or a pretrained model's name): ``prepare(path)`` decodes
+    one file, ``embed(prepared)`` gives one vector per file, ``write(...)`` saves the index, ``fingerprint``."""
+    from retrieval.pretrained.tagger import PRETRAINED
+
+    if str(model) in PRETRAINED:
+        from retrieval.pretrained.retriever import PretrainedEmbedder
+
+        return PretrainedEmbedder(str(model))
+    return _RunEmbedder(model, batch_size)
+
+
+def embed_batch(embedder, batch: Sequence[tuple[Path, Path]]) -> tuple[dict[Path, np.ndarray], dict[str, str]]:
+    """Decode and embed one batch of (file, cache file) pairs, writing each vector to its cache file atomically.
+
+    The unit of work of both engines (the local loop, which decodes the next batch while this one is embedded,
+    and each Ray actor), so both give the same vectors.
+
+    Returns:
+        ``(vectors by file, reasons by unreadable file)``.
+    """
+    return embed_decoded(embedder, decode_batch(embedder, batch))
+
+
+def decode_batch(embedder, batch: Sequence[tuple[Path, Path]]) -> tuple[list, list, dict[str, str]]:
+    """The first half of :func:`embed_batch`: ``(decodable pairs, their model inputs, reasons by bad file)``."""
+    done, prepared, skipped = [], [], {}
+    for path, cached in batch:
+        try:
+            prepared.append(embedder.prepare(path))
+            done.append((path, cached))
+        except AudioError as error:
+            skipped[str(path)] = str(error)
+    return done, prepared, skipped
+
+
+def embed_decoded(embedder, decoded: tuple[list, list, dict[str, str]]) -> tuple[dict[Path, np.ndarray],
+                                                                                  dict[str, str]]:
+    """The second half of :func:`embed_batch`: embed, write the cache files."""
+    done, prepared, skipped = decoded
+    vectors = {}
+    if done:
+        for (path, cached), vector in zip(done, embedder.embed(prepared), strict=True):
+            with atomic_path(cached) as tmp, open(tmp, "wb") as handle:
+                np.save(handle, vector)
+            vectors[path] = vector
+    return vectors, skipped
+
+
 def index_folder(
     model: str | os.PathLike,
     folder: str | os.PathLike,
@@ -121,23 +174,29 @@ def index_folder(
     cache_dir: str | os.PathLike | None = None,
     batch_size: int = 8,
     progress: bool = True,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
 ) -> IndexReport:
     """Index every audio file under ``folder`` (see module docstring) with ``model``: a trained run folder, or
     the name of a pretrained model (``retrieval models``: e.g. "musicnn-mtt").
 
     Track ids are the files' paths relative to ``folder``; the catalogue records titles (file stems) and paths.
+
+    Args:
+        engine: "local" (this process) or "ray" (an actor pool on a Ray cluster: :mod:`retrieval.index.ray_engine`;
+            the optional extra ``ray``). Both read and write the same per-file cache and give the same vectors.
+        address: the Ray cluster to join (``ray.init(address=...)``); None starts a local one on 127.0.0.1.
+        workers: Ray actors (one model each); None uses one per CPU of the cluster.
     """
     from tqdm.auto import tqdm
 
     from retrieval import paths
-    from retrieval.pretrained.tagger import PRETRAINED
+    from retrieval.embedding import ahead
 
-    if str(model) in PRETRAINED:
-        from retrieval.pretrained.retriever import PretrainedEmbedder
-
-        embedder = PretrainedEmbedder(str(model))
-    else:
-        embedder = _RunEmbedder(model, batch_size)
+    if engine not in ENGINES:
+        raise RetrievalError(f"unknown engine {engine!r}; valid: {list(ENGINES)}")
+    embedder = make_embedder(model, batch_size)
     folder, out = Path(folder), Path(out)
     cache = Path(cache_dir) if cache_dir else paths.home() / "embeddings"
     cache = cache / embedder.fingerprint
@@ -156,23 +215,23 @@ def index_folder(
             report.cached += 1
         else:
             todo.append((path, cached))
-    bar = tqdm(total=len(todo), desc="embedding", unit="file", disable=not progress)
-    for start in range(0, len(todo), batch_size):
-        batch, prepared = [], []
-        for path, cached in todo[start : start + batch_size]:
-            try:
-                prepared.append(embedder.prepare(path))
-                batch.append((path, cached))
-            except AudioError as error:
-                report.skipped[str(path)] = str(error)
-        if batch:
-            for (path, cached), vector in zip(batch, embedder.embed(prepared), strict=True):
-                with atomic_path(cached) as tmp, open(tmp, "wb") as handle:
-                    np.save(handle, vector)
-                vectors[path] = vector
-            report.embedded += len(batch)
-        bar.update(len(todo[start : start + batch_size]))
-    bar.close()
+    if engine == "ray" and todo:
+        from retrieval.index.ray_engine import embed_on_ray
+
+        embedded, skipped = embed_on_ray(model, todo, batch_size=batch_size, address=address, workers=workers,
+                                         progress=progress)
+    else:
+        embedded, skipped = {}, {}
+        with tqdm(total=len(todo), desc="embedding", unit="file", disable=not progress) as bar:
+            batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+            for decoded in ahead(lambda batch: decode_batch(embedder, batch), batches):
+                batch_vectors, batch_skipped = embed_decoded(embedder, decoded)
+                embedded.update(batch_vectors)
+                skipped.update(batch_skipped)
+                bar.update(len(decoded[0]) + len(batch_skipped))
+    vectors.update(embedded)
+    report.skipped.update(skipped)
+    report.embedded = len(embedded)
     if not vectors:
         raise RetrievalError(f"{folder}: no readable audio files to index ({len(report.skipped)} skipped)")
     ordered = [p for p in files if p in vectors]

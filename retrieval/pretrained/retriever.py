@@ -53,10 +53,10 @@ class PretrainedEmbedder:
         return np.stack(rows).astype(np.float32)
 
     def write(self, out: Path, ids: Sequence[str], vectors: np.ndarray, catalogue, backend: str) -> None:
-        from retrieval.index.registry import create_index
+        from retrieval.index.registry import create_index, resolve_backend
 
         dim = self.tagger.feature_dim
-        index = create_index(backend, dim=dim, fingerprint=self.fingerprint)
+        index = create_index(resolve_backend(backend, len(ids)), dim=dim, fingerprint=self.fingerprint)
         index.add(list(ids), vectors[:, :dim])
         index.build()
         index.save(out, catalogue)

@@ -24,10 +24,12 @@ from retrieval.index import (
 )
 from retrieval.index.exact import top_k
 from retrieval.index.folder import REBUILD_COMMAND
+from retrieval.index.registry import APPROXIMATE_DEFAULT, AUTO, EXACT_BELOW, choose_backend, resolve_backend
 
 K = 10
 RECALL_BAR = 0.95
 N_TRACKS, DIM, N_QUERIES = 20_000, 64, 200
+APPROXIMATE = sorted(set(INDEX_BACKENDS) - {"exact"})
 
 
 def clustered_catalogue(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -168,9 +170,81 @@ def test_annoy_own_default_search_k_is_not_enough(exact, catalogue) -> None:
     assert recall_at_k(found, truth) < RECALL_BAR
 
 
-def test_annoy_scores_are_exact_cosines_sorted(exact: ExactIndex, annoy_index: AnnoyIndex, catalogue) -> None:
+@pytest.fixture(scope="module")
+def approximate(catalogue: tuple[np.ndarray, np.ndarray], annoy_index: AnnoyIndex) -> dict:
+    """Every approximate backend with its default parameters over the catalogue, built once."""
+    indexes = {"annoy": annoy_index}
+    for backend in APPROXIMATE:
+        if backend not in indexes:
+            indexes[backend] = create_index(backend, DIM, fingerprint="model-a")
+            indexes[backend].add(ids_for(N_TRACKS), catalogue[0])
+            indexes[backend].build()
+    return indexes
+
+
+@pytest.mark.parametrize("backend", APPROXIMATE)
+def test_every_approximate_backend_reaches_the_recall_bar(backend: str, exact: ExactIndex, approximate,
+                                                          catalogue) -> None:
+    truth, _ = exact.search(catalogue[1], K)
+    found, _ = approximate[backend].search(catalogue[1], K)
+    assert recall_at_k(found, truth) >= RECALL_BAR
+
+
+def test_ivfpq_codes_alone_miss_the_bar(exact: ExactIndex, catalogue) -> None:
+    # One cell and no re-ranking beyond k: PQ distances order the candidates; why nprobe and refine exist.
+    index = create_index("faiss-ivfpq", DIM, nprobe=1, refine=1)
+    index.add(exact.ids, exact.vectors)
+    index.build()
+    truth, _ = exact.search(catalogue[1], K)
+    assert recall_at_k(index.search(catalogue[1], K)[0], truth) < 0.8
+
+
+def test_ivfpq_probes_every_cell_when_the_probed_ones_hold_fewer_than_k() -> None:
+    vectors = np.random.default_rng(4).standard_normal((2000, 8))
+    index = create_index("faiss-ivfpq", 8, nlist=50, nprobe=1, refine=1)  # ~40 tracks per cell, k = 100
+    index.add(ids_for(2000), vectors)
+    index.build()
+    ids, scores = index.search(vectors[:20], k=100)
+    assert ids.shape == (20, 100) and all(len(set(row)) == 100 for row in ids.tolist())
+    assert np.isfinite(scores).all() and (np.diff(scores, axis=1) <= 0).all()
+    assert index.params()["nlist"] == 50 and index.params()["nbits"] == 8
+
+
+@pytest.mark.parametrize("backend", ["hnswlib", "faiss-hnsw", "faiss-ivfpq"])
+def test_graph_and_ivfpq_indexes_grow_after_build(backend: str) -> None:
+    index, vectors = small_index(backend, n=100)
+    index.add(["new"], -vectors[:1])
+    index.build()
+    ids, scores = index.search(-vectors[0], k=1)
+    assert ids.tolist() == [["new"]] and len(index) == 101 and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["hnswlib", "faiss-hnsw", "faiss-ivfpq"])
+def test_a_missing_optional_library_names_the_extra(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    real = importlib.import_module
+    monkeypatch.setattr(importlib, "import_module",
+                        lambda name, *a: (_ for _ in ()).throw(ImportError(name)) if name in ("faiss", "hnswlib")
+                        else real(name, *a))
+    with pytest.raises(ImportError, match=r"pip install 'retrieval\[ann\]'"):
+        create_index(backend, 8)
+
+
+def test_the_default_backend_is_exact_below_the_measured_crossover() -> None:
+    assert choose_backend(1) == choose_backend(EXACT_BELOW - 1) == "exact"
+    assert choose_backend(EXACT_BELOW) == choose_backend(10**8) == APPROXIMATE_DEFAULT
+    assert APPROXIMATE_DEFAULT in INDEX_BACKENDS
+    assert resolve_backend(AUTO, 100) == "exact" and resolve_backend("annoy", 100) == "annoy"
+    with pytest.raises(ValueError, match="at least one track"):
+        choose_backend(0)
+
+
+@pytest.mark.parametrize("backend", APPROXIMATE)
+def test_approximate_scores_are_exact_cosines_sorted(backend: str, exact: ExactIndex, approximate,
+                                                     catalogue) -> None:
     queries = catalogue[1]
-    ids, scores = annoy_index.search(queries, K)
+    ids, scores = approximate[backend].search(queries, K)
     rows = np.searchsorted(exact.ids, ids)  # the exact index's ids are sorted (T000000 ...)
     unit_queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
     expected = np.einsum("qd,qkd->qk", unit_queries, exact.vectors[rows])
@@ -348,7 +422,7 @@ def test_broken_folders_name_the_file(tmp_path: Path) -> None:
 
 
 def test_unknown_backend_lists_the_valid_ones() -> None:
-    with pytest.raises(ConfigError, match=r"'faiss'.*\['annoy', 'exact'\]"):
+    with pytest.raises(ConfigError, match=r"'faiss'.*\['annoy', 'exact', 'faiss-hnsw', 'faiss-ivfpq', 'hnswlib'\]"):
         create_index("faiss", 8)
 
 
