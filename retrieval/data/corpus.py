@@ -187,6 +187,15 @@ class Corpus:
         return read_taste_profile(path, items=self.song_ids(), **kwargs)
 
 
+def check_corpus_root(root: str | Path) -> Path:
+    """``root`` as a Path if it is a folder, else a :class:`DataError` saying how to make a corpus (call it before
+    any slow work that reads the corpus, such as training)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, f"corpus folder not found; {DEMO_HINT}")
+    return root
+
+
 def _required(root: Path, name: str) -> Path:
     path = root / name
     if not path.is_file():
@@ -247,9 +256,7 @@ def load_corpus(
         DataError: a missing folder or file (named, with how to get it), a malformed file (file and line),
             a split song missing from ``unique_tracks.txt``, or a split tag that no annotation uses.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(root, f"corpus folder not found; {DEMO_HINT}")
+    root = check_corpus_root(root)
     track_tags = read_track_tags(_required(root, TRACK_TAGS_FILE))
     unique_tracks = read_unique_tracks(_required(root, UNIQUE_TRACKS_FILE))
     song_index = pd.Index(unique_tracks["song_id"].unique())

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from retrieval.config import Config, config_from_dict, expand_path
 from retrieval.data.assembly import SPLITS, ExperimentData, config_corpus, feature_store, prepare_data
+from retrieval.data.corpus import check_corpus_root
 from retrieval.data.vocabulary import Vocabulary
 from retrieval.errors import ConfigError, DataError, InputError, MissingFileError
 from retrieval.fileio import folder_lock, write_text_atomic
@@ -105,6 +106,7 @@ def train_tagging_run(config: Config, out: str | Path, resume: bool = False, pro
     if noisy and not expand_path(config.tagging.teacher).exists():
         raise MissingFileError(config.tagging.teacher, "does not exist; train the teacher first (retrieval train "
                                "--config tagging/<backbone> --out RUN)", key="tagging.teacher")
+    check_corpus_root(expand_path(config.data.root))  # before a run folder is made or anything trained
     with folder_lock(out):  # a second process training into the same folder is refused
         return _train_tagging_run(config, out, resume, progress, noisy)
 
