@@ -85,6 +85,16 @@ class FileSystemError(RetrievalError, OSError):
         super().__init__(f"{self.path}: {reason.lower()}; {remedy}")
         self.errno = number
 
+    def __reduce__(self):  # raised in a worker process, it crosses back pickled
+        return _restore_file_system_error, (str(self), str(self.path), self.errno)
+
+
+def _restore_file_system_error(message: str, path: str, number: int | None) -> FileSystemError:
+    error = FileSystemError.__new__(FileSystemError)
+    OSError.__init__(error, message)
+    error.path, error.errno = Path(path), number
+    return error
+
 
 def _remedies() -> dict[int, str]:
     import errno

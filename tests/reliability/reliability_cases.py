@@ -804,31 +804,23 @@ def _summary(box, corpus: Path) -> list[str]:
     return ["-q", "data", "summary", str(corpus)]
 
 
-@case("data-play-count-huge", "data", "a play count of 1e40 in train_triplets.txt", "retrieval data summary DIR",
-      "one line naming the line: too large (was OverflowError; stored as inf)", "too large")
-def _(box):
+def _summary_with_line(box, name: str, line: str) -> list[str]:
+    """``data summary`` of a corpus copy whose file ``name`` ends with ``line`` (``SONG``: the file's first song)."""
     corpus = _corpus_copy(box)
-    with open(corpus / "train_triplets.txt", "a") as handle:
-        handle.write(f"u1\t{(corpus / 'train_triplets.txt').read_text().split(chr(9))[1]}\t1e40\n")
+    song = (corpus / name).read_text().split("\t")[1]  # a song of the corpus, so the line is not filtered out
+    with open(corpus / name, "a") as handle:
+        handle.write(line.replace("SONG", song))
     return _summary(box, corpus)
 
 
-@case("data-play-count-negative", "data", "a negative play count", "retrieval data summary DIR",
-      "one line naming the line", "negative play count")
-def _(box):
-    corpus = _corpus_copy(box)
-    with open(corpus / "train_triplets.txt", "a") as handle:
-        handle.write("u1\tSOX\t-3\n")
-    return _summary(box, corpus)
-
-
-@case("data-play-count-text", "data", "a play count that is not a number", "retrieval data summary DIR",
-      "one line naming the line", "not a number")
-def _(box):
-    corpus = _corpus_copy(box)
-    with open(corpus / "train_triplets.txt", "a") as handle:
-        handle.write("u1\tSOX\tmany\n")
-    return _summary(box, corpus)
+for _id, _fault, _count, _needle in [
+    ("data-play-count-huge", "a play count of 1e40 in train_triplets.txt", "1e40", "too large"),
+    ("data-play-count-negative", "a negative play count", "-3", "negative play count"),
+    ("data-play-count-text", "a play count that is not a number", "many", "not a number"),
+]:
+    case(_id, "data", _fault, "retrieval data summary DIR", "one line naming the line" + (
+        " (was OverflowError: the reader had stored inf)" if _count == "1e40" else ""), _needle)(
+        lambda box, count=_count: _summary_with_line(box, "train_triplets.txt", f"u1\tSONG\t{count}\n"))
 
 
 @case("data-track-tags-missing", "data", "track_tags.tsv missing", "retrieval data summary DIR",
@@ -842,10 +834,7 @@ def _(box):
 @case("data-track-tags-fields", "data", "track_tags.tsv with a short line", "retrieval data summary DIR",
       "one line naming the line", "tab-separated fields")
 def _(box):
-    corpus = _corpus_copy(box)
-    with open(corpus / "track_tags.tsv", "a") as handle:
-        handle.write("SOX\trock\n")
-    return _summary(box, corpus)
+    return _summary_with_line(box, "track_tags.tsv", "SOX\trock\n")
 
 
 @case("data-selected-tags-empty", "data", "an empty selected_tags.tsv (and no splits)", "retrieval data summary DIR",
