@@ -452,7 +452,7 @@ def _published_ids(path: Path) -> tuple[str, ...]:
     """Ids from one of the authors' ``*_ids.npy`` files (``"ROW//ID"`` strings)."""
     values = _load_strings(path)
     parts = pd.Series(values.astype(str), dtype=object).str.split(PUBLISHED_SEPARATOR, n=1, expand=True)
-    parts = parts.reindex(columns=[0, 1])
+    parts = parts.reindex(columns=[0, 1]).astype(object)  # a file without any "//" has no column 1
     bad = (parts[1].isna() | ~parts[0].str.fullmatch(r"\d+") | (parts[1].fillna("") == "")).to_numpy()
     position = first_bad(bad)
     if position is not None:

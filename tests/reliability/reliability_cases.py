@@ -1072,6 +1072,25 @@ def _(box):
         assert path.read_text() == "old"
 
 
+@case("api-mel-cache-zero-byte", "api", "a 0-byte entry in the training mel cache (a crash while caching)",
+      "FeatureStore(cache, mel).build(paths)", "warning naming the entry; recomputed", "bad cache entry", code=0,
+      source="new")
+def _(box):
+    def call():
+        from retrieval.audio import MelConfig
+        from retrieval.data.features import FeatureStore
+
+        paths = {p.stem: p for p in sorted(box.music.iterdir())[:2]}
+        store = FeatureStore(box.tmp / "mel", MelConfig())
+        assert store.build(paths, workers=1, progress=False) == {}
+        entry = store.path(next(iter(paths)))
+        entry.write_bytes(b"")
+        assert store.build(paths, workers=1, progress=False) == {}
+        assert store.load(next(iter(paths))).shape[0] == MelConfig().n_mels
+
+    return call
+
+
 # ---- what must hold after a case (beyond its exit code and message) -----------------------------------------
 #: Case id → a check of the sandbox after the command ran.
 AFTER: dict[str, Callable] = {}

@@ -71,3 +71,28 @@ def test_catalogue_size_and_ids() -> None:
 def test_the_document_is_current() -> None:
     assert render_markdown() in DOC.read_text(), (
         "docs/RELIABILITY.md is out of date: run `PYTHONPATH=. python tests/reliability/reliability_cases.py`")
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    """``--debug``: the same error, raised with its traceback instead of the one line."""
+    argv = ["search", "piano", "--index", str(tmp_path / "nope")]
+    assert main(["-q", *argv]) == 2
+    with pytest.raises(RetrievalError, match="no retriever here"):
+        main(["-q", "--debug", *argv])
+
+
+def test_an_os_error_outside_the_library_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """An OSError no reader caught (here: the audio folder cannot be listed) still ends as one named line."""
+    import errno
+    import os
+
+    import retrieval.index.build as build
+
+    def denied(folder):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+
+    monkeypatch.setattr(build, "find_audio_files", denied)
+    assert main(["-q", "index", "/music", "--model", "RUN", "--out", "/tmp/x"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["error: /music: permission denied; fix its permissions (chmod / chown) "
+                                        "or choose another path"]
