@@ -65,7 +65,8 @@ def test_case(item: Case, sandbox, capsys: pytest.CaptureFixture, caplog: pytest
 def test_catalogue_size_and_ids() -> None:
     assert len(CASES) >= 80
     assert len({c.id for c in CASES}) == len(CASES)
-    assert sum(c.source == "issue" for c in CASES) >= 60
+    assert sum(c.source in ("issue", "reconstructed") for c in CASES) >= 72
+    assert all(c.source in ("issue", "reconstructed", "new") for c in CASES)
 
 
 def test_the_document_is_current() -> None:
