@@ -26,11 +26,11 @@ import numpy as np
 import torch
 
 from retrieval.encoders.text.spelling import Speller
-from retrieval.errors import DataError, RetrievalError
+from retrieval.errors import DataError, InputError, RetrievalError
 from retrieval.index.base import Hit
+from retrieval.index.folder import MODEL_FILE
 from retrieval.vectors import unit_rows
 
-MODEL_FILE = "model.json"
 # Norm floor of the cosines computed here (tags vs query, listening factors): an all-zero row scores 0.
 _NORM_EPS = 1e-12
 #: Query batches up to this size run torch and numpy on one thread (see :func:`_query_threads`).
@@ -189,6 +189,7 @@ class Retriever:
         Returns:
             :class:`SearchResult` (a list of :class:`Hit`) with ``terms`` and ``matched_tags``.
         """
+        _check_k(k)
         with _query_threads(1):
             return self._search(query if isinstance(query, str) else " ".join(query), k, near, blend)
 
@@ -226,6 +227,7 @@ class Retriever:
     def search_by_audio(self, path: str | os.PathLike, k: int = 10) -> list[Hit]:
         """Tracks that sound like the audio file at ``path``, by :meth:`audio_query` (a catalogue file finds its
         own track first). Scores are audio-space cosines."""
+        _check_k(k)
         hits = self._index().search_hits(self.audio_query(path), k)[0]
         if self.model.modality != "gated":
             return hits
@@ -234,6 +236,7 @@ class Retriever:
 
     def similar(self, track_id: str, k: int = 10) -> list[Hit]:
         """Tracks nearest to an indexed track (the track itself excluded)."""
+        _check_k(k)
         with _query_threads(1):
             return self._index().neighbours(track_id, k)
 
@@ -246,6 +249,7 @@ class Retriever:
         the model's similarity). With ``head``: a tagger trained on this model's shared-space features
         (``retrieval train-head --features shared``); scores are its probabilities.
         """
+        _check_k(k)
         vector = self.embed_audio([path])
         if head is None:
             scores, names = self.tag_vectors() @ vector[0], self.run.vocabulary.tags
@@ -289,6 +293,12 @@ class Retriever:
         return [replace(hits[i], score=float(scores[i])) for i in order]
 
 
+def _check_k(k: object) -> None:
+    """``k`` (how many results) must be an integer ≥ 1: ``k=-1`` would otherwise slice off the last result."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise InputError(f"k must be an integer ≥ 1 (how many results), got {k!r}")
+
+
 def locate(path: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """(run folder, index folder) of an index folder (its ``model.json`` names the run) or of a run folder
     (``RUN/index``); ``None`` is the demo's index.
@@ -313,7 +323,7 @@ def locate(path: str | os.PathLike | None = None) -> tuple[Path, Path]:
         if "run" not in described:
             raise DataError(path / MODEL_FILE, f"this index was built with {described.get('pretrained', 'no run')!r}"
                             ", not a trained run; load it with retrieval.load (it has no run folder)")
-        return Path(described["run"]), path
+        return _described_run(path, described), path
     if (path / "checkpoints").is_dir():
         return path, path / "index"
     raise DataError(path, f"neither an index folder (no {MODEL_FILE}) nor a run folder (no checkpoints/)")
@@ -372,6 +382,20 @@ def _index_description(path: str | os.PathLike) -> dict | None:
     if not isinstance(described, dict) or not ({"run", "pretrained"} & set(described)):
         raise DataError(file, "names neither a run nor a pretrained model; rebuild the index")
     return described
+
+
+def _described_run(index: Path, described: dict) -> Path:
+    """The run an index's ``model.json`` names: relative to the index folder (so index and run move together),
+    else at its absolute path (the index moved alone); the first that holds checkpoints."""
+    candidates = [index / str(described["run"])]
+    if "run_absolute" in described:
+        candidates.append(Path(str(described["run_absolute"])))
+    for candidate in candidates:
+        if (candidate / "checkpoints").is_dir():
+            return candidate
+    raise DataError(index / MODEL_FILE, f"the run it names is not there ({' nor '.join(map(str, candidates))}); "
+                    "move the run back, or rebuild the index with `retrieval index AUDIO_DIR --model RUN --out INDEX`",
+                    key="run")
 
 
 _DEFAULT: dict[str, Retriever] = {}

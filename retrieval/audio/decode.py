@@ -125,6 +125,10 @@ def _open(path: Path) -> sf.SoundFile:
     if path.stat().st_size == 0:
         raise AudioError(path, "the file is empty (0 bytes); re-download or re-encode it")
     try:
+        open(path, "rb").close()  # libsndfile would call an unreadable file "corrupt"
+    except PermissionError as err:
+        raise AudioError(path, "permission denied; make it readable (chmod u+r) and run again") from err
+    try:
         handle = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError) as err:
         reason = getattr(err, "error_string", str(err))

@@ -20,8 +20,9 @@
 
 A config is a shipped name (``demo``, ``tagging/fcn``, ``moods/tiny``, ...) or a YAML file, from any folder.
 ``main(argv)`` returns the exit code, so tests call it directly. Bad input (a :class:`~retrieval.errors.
-RetrievalError`, or a flag argparse refuses) ends with a one-line error on stderr and exit code 2; nothing is
-half-written. Any other exception is a bug and keeps its traceback.
+RetrievalError`, an operating-system error such as a full disk or a read-only folder, or a flag argparse refuses)
+ends with a one-line error on stderr naming the path, the reason and the remedy, and exit code 2; nothing is
+half-written; ``--debug`` shows the traceback instead. Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import sys
 from collections.abc import Sequence
 
 from retrieval.cli import data, demo, heads, search, train
-from retrieval.errors import RetrievalError
+from retrieval.errors import RetrievalError, os_error
 
 __all__ = ["build_parser", "main"]
 
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of every command (each area adds its own: :mod:`retrieval.cli.data`, ``train``, ...)."""
     parser = argparse.ArgumentParser(prog="retrieval", description=__doc__.split("\n")[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
     demo.add_commands(commands)
     data.add_commands(commands)
@@ -80,8 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except RetrievalError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (RetrievalError, OSError) as error:
+        if args.debug:
+            raise
+        # An OSError that escaped the library's own checks is still the environment's (disk full, permissions):
+        # one line naming the path, the reason and the remedy.
+        shown = error if isinstance(error, RetrievalError) else os_error(error)
+        print(f"error: {shown}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; completed files are kept (rerun to resume)", file=sys.stderr)

@@ -63,15 +63,31 @@ def _data_subset(args: argparse.Namespace) -> int:
 
 
 def _data_import_splits(args: argparse.Namespace) -> int:
-    from retrieval.data.corpus import artist_mapping, load_corpus
-    from retrieval.data.splits import read_published_splits, write_splits
+    from retrieval.data.corpus import import_published_splits, load_corpus
+    from retrieval.data.splits import shared_artists, write_splits
 
     corpus = load_corpus(Path(args.root))
-    splits = read_published_splits(
-        Path(args.published), prefix=args.prefix, artist_of=artist_mapping(corpus.tracks)
-    )
+    splits, problems = import_published_splits(corpus, args.published, prefix=args.prefix,
+                                               min_per_split=args.min_per_split)
     write_splits(splits, Path(args.out), categories=corpus.categories)
+    ids = splits.all_ids()
+    artists = {splits.artist_of[i] for i in ids if i in splits.artist_of}
+    shared = shared_artists(splits)
     print(f"wrote {args.out}: {len(splits.tags)} tags from the published splits in {args.published}")
+    print(f"artists: {sum(i in splits.artist_of for i in ids)} of {len(ids)} tracks have one ({len(artists)} "
+          "artists); " + ("artist-disjoint: yes" if not shared else
+                          f"artist-disjoint: NO, {len(shared)} artists in several splits, e.g. "
+                          f"{next(iter(shared))!r} in {', '.join(next(iter(shared.values())))}"))
+    print(f"checks (≥ {args.min_per_split} tracks per tag and split): " + ("; ".join(problems) or "all hold"))
+    return 0
+
+
+def _data_convert_id_map(args: argparse.Namespace) -> int:
+    from retrieval.data.seven_digital import read_id_map, write_id_map
+
+    mapping = read_id_map(args.pickle)
+    write_id_map(mapping, args.out)
+    print(f"wrote {args.out}: {len(mapping)} track → 7digital ids")
     return 0
 
 
@@ -120,4 +136,12 @@ def add_commands(commands: Commands) -> None:
     imported.add_argument("published", help="folder with train_ids.npy, valid_ids.npy, test_ids.npy, tags.npy")
     imported.add_argument("--prefix", default="", help='file-name prefix, e.g. "sub_"')
     imported.add_argument("--out", required=True, help="split folder to write (train/valid/test.tsv, tags.tsv)")
+    imported.add_argument("--min-per-split", type=count, default=1,
+                          help="tracks every tag needs in each split for the check (default 1)")
     imported.set_defaults(func=_data_import_splits)
+
+    id_map = data_commands.add_parser(
+        "convert-id-map", help="the pickled MSD track → 7digital id map (MSD_id_to_7D_id.pkl) → a TSV, read safely")
+    id_map.add_argument("pickle", help="the .pkl map (only dicts of strings and integers are read)")
+    id_map.add_argument("--out", required=True, help="the TSV to write, e.g. CORPUS/7digital_ids.tsv")
+    id_map.set_defaults(func=_data_convert_id_map)

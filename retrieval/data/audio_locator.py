@@ -1,9 +1,11 @@
 """Find each track's audio (or precomputed mel) file under a folder, flat or MSD-sharded.
 
-Two layouts, mixed freely::
+Three layouts, mixed freely::
 
     root/TRABRMJ128E0780E42.mp3             flat
     root/A/B/R/TRABRMJ128E0780E42.mp3       sharded: folders are id[2], id[3], id[4] (MSD's own layout)
+    root/8/9/8947470.clip.mp3               the 7digital preview dump, named by 7digital id (``.clip`` ignored;
+                                            see :mod:`retrieval.data.seven_digital` for the id map)
 
 Files may be named by the catalogue id (an MSD song id, ``SO...``) or by another id of the same track (its
 MSD track ids, ``TR...``, from ``unique_tracks.txt``), given as ``aliases``. The folder is scanned once with
@@ -33,6 +35,9 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 SHARD_POSITIONS = (2, 3, 4)
 """Characters of the id (0-based) naming the three shard folders: TRABRMJ… → A/B/R/, as in the MSD itself
 (whose TRAAABD128F429CF47.h5 lies in data/A/A/A/)."""
+
+CLIP_SUFFIX = ".clip"
+"""What the 7digital previews carry before their suffix (``8947470.clip.mp3``); the id is the part before it."""
 
 MAX_DEPTH = len(SHARD_POSITIONS)
 """Folder levels below ``root`` that are scanned: the flat files and the three shard levels."""
@@ -125,6 +130,7 @@ class AudioLocator:
                         continue
                     stem, ext = os.path.splitext(entry.name)
                     ext = ext.lower()
+                    stem = stem.removesuffix(CLIP_SUFFIX)
                     if ext in rank and entry.is_file():
                         candidates.setdefault(stem, []).append((rank[ext], depth, entry.path))
         paths: dict[str, Path] = {}

@@ -131,8 +131,18 @@ class Corpus:
         return "\n".join(lines)
 
     def _aliases(self) -> dict[str, list[str]]:
-        """Song id → every MSD track id of the song (files may be named by any of them)."""
-        return self.song_tracks.groupby("song_id", sort=False)["track_id"].agg(list).to_dict()
+        """Song id → every MSD track id of the song, then their 7digital ids when the corpus has the id map
+        (:mod:`retrieval.data.seven_digital`): files may be named by any of them."""
+        from retrieval.data.seven_digital import find_id_map, read_id_map
+
+        pairs = self.song_tracks
+        map_path = find_id_map(self.root)
+        if map_path is not None:
+            seven = pairs["track_id"].map(read_id_map(map_path))
+            known = seven.notna()
+            pairs = pd.concat([pairs, pd.DataFrame({"song_id": pairs.loc[known, "song_id"].to_numpy(),
+                                                    "track_id": seven[known].to_numpy()})], ignore_index=True)
+        return pairs.groupby("song_id", sort=False)["track_id"].agg(list).to_dict()
 
     def audio_locator(self, **kwargs: Any) -> AudioLocator:
         """An :class:`~retrieval.data.audio_locator.AudioLocator` over ``root/audio`` that finds a song's
@@ -144,8 +154,9 @@ class Corpus:
         if not path.is_dir():
             raise DataError(
                 path,
-                "no audio folder; put the previews you own here, flat (audio/TR....mp3) or sharded "
-                "(audio/A/B/C/TR....mp3), see data/msd500/README.md",
+                "no audio folder; put the previews you own here, flat (audio/TR....mp3), sharded "
+                "(audio/A/B/C/TR....mp3) or as the 7digital dump (audio/8/9/8947470.clip.mp3 with "
+                "7digital_ids.tsv), see data/msd500/README.md",
             )
         return AudioLocator(path, aliases=self._aliases(), **kwargs)
 
@@ -174,6 +185,15 @@ class Corpus:
                 "(user, song_id, play_count) belongs here (see data/msd500/README.md)",
             )
         return read_taste_profile(path, items=self.song_ids(), **kwargs)
+
+
+def check_corpus_root(root: str | Path) -> Path:
+    """``root`` as a Path if it is a folder, else a :class:`DataError` saying how to make a corpus (call it before
+    any slow work that reads the corpus, such as training)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, f"corpus folder not found; {DEMO_HINT}")
+    return root
 
 
 def _required(root: Path, name: str) -> Path:
@@ -236,9 +256,7 @@ def load_corpus(
         DataError: a missing folder or file (named, with how to get it), a malformed file (file and line),
             a split song missing from ``unique_tracks.txt``, or a split tag that no annotation uses.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(root, f"corpus folder not found; {DEMO_HINT}")
+    root = check_corpus_root(root)
     track_tags = read_track_tags(_required(root, TRACK_TAGS_FILE))
     unique_tracks = read_unique_tracks(_required(root, UNIQUE_TRACKS_FILE))
     song_index = pd.Index(unique_tracks["song_id"].unique())
@@ -305,3 +323,31 @@ def artist_mapping(tracks: pd.DataFrame) -> Mapping[str, str]:
     frame = tracks.reset_index() if "song_id" not in tracks.columns else tracks
     frame = frame.drop_duplicates("song_id")
     return dict(zip(frame["song_id"], frame["artist"], strict=True))
+
+
+def artists_by_any_id(corpus: Corpus) -> dict[str, str]:
+    """Song id **and** every MSD track id of each corpus song → its artist: published split files and
+    ``track_tags.tsv`` copies name tracks by track id (``TR…``), the catalogue by song id (``SO…``)."""
+    by_song = dict(artist_mapping(corpus.tracks))
+    by_track = dict(zip(corpus.song_tracks["track_id"], corpus.song_tracks["song_id"].map(by_song), strict=True))
+    return {**{k: v for k, v in by_track.items() if isinstance(v, str)}, **by_song}
+
+
+def import_published_splits(
+    corpus: Corpus, folder: str | Path, *, prefix: str = "", min_per_split: int = 1
+) -> tuple[Splits, list[str]]:
+    """The authors' published splits (:func:`~retrieval.data.splits.read_published_splits`) with each track's
+    artist, and the problems :func:`~retrieval.data.splits.check_splits` finds (artist-disjointness, tracks
+    without an artist, tags short of ``min_per_split`` tracks), checked on the corpus' song ids.
+
+    Returns:
+        (splits with ids as published and artists filled in, problems — an empty list when all hold).
+    """
+    from retrieval.data.splits import check_splits, read_published_splits
+
+    splits = read_published_splits(Path(folder), prefix=prefix, artist_of=artists_by_any_id(corpus))
+    unique = pd.DataFrame({"song_id": corpus.song_tracks["song_id"], "track_id": corpus.song_tracks["track_id"]})
+    song_of_track = unique.drop_duplicates("track_id").set_index("track_id")["song_id"]
+    as_songs = _map_split_ids(splits, song_of_track, pd.Index(corpus.tracks.index))
+    problems = check_splits(as_songs, corpus.track_tags, min_score=corpus.min_score, min_per_split=min_per_split)
+    return splits, problems

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +30,8 @@ from retrieval.errors import AudioError
 from retrieval.fileio import atomic_path
 
 CACHE_DTYPE = np.float16
+
+logger = logging.getLogger(__name__)
 
 
 def mel_config_hash(config: FrontEndConfig) -> str:
@@ -109,7 +112,7 @@ class FeatureStore:
 
         for track_id, audio in audio_paths.items():
             self._paths[track_id] = sharded_path(self.folder, f"{track_id}-{_source_key(audio)}", ".npy")
-        missing = [i for i in audio_paths if not self.path(i).exists()]
+        missing = [i for i in audio_paths if not self._usable(self.path(i))]
         todo = [(str(audio_paths[i]), str(self.path(i)), self.config) for i in missing]
         ids_of = {job[1]: i for i, job in zip(missing, todo, strict=True)}
         errors: dict[str, str] = {}
@@ -124,6 +127,22 @@ class FeatureStore:
                     errors[ids_of[out]] = error
         bar.close()
         return errors
+
+    def _usable(self, path: Path) -> bool:
+        """True when ``path`` holds a cached (n_mels, frames) array; a bad entry (empty or truncated by a crash,
+        not an array) is logged, deleted and computed again, so it never blocks training."""
+        if not path.exists():
+            return False
+        try:
+            cached = np.load(path, mmap_mode="r", allow_pickle=False)
+            if cached.ndim == 2 and cached.shape[0] == self.config.n_mels:
+                return True
+            problem = f"shape {cached.shape}"
+        except (OSError, ValueError, EOFError) as error:
+            problem = f"unreadable ({error})"
+        logger.warning("%s: bad cache entry, %s; computing it again", path, problem)
+        path.unlink(missing_ok=True)
+        return False
 
     def load(self, track_id: str) -> np.ndarray:
         """The whole-track features (n_mels, frames), memory-mapped, float16."""

@@ -4,6 +4,7 @@ Kim et al. (WWW 2018, REFERENCE §7) train artist-group factor networks on FMA a
 genres. What this module reads::
 
     ROOT/fma_metadata/tracks.csv     (or ROOT/tracks.csv) one row per track
+    ROOT/fma_metadata/genres.csv     (optional) the genre hierarchy: genre_id, #tracks, parent, title, top_level
     ROOT/fma_small/000/000002.mp3    audio: track id zero-padded to 6 digits, folder = its first 3 digits
 
 ``tracks.csv`` comes in two formats, both accepted:
@@ -45,6 +46,7 @@ __all__ = [
     "fma_audio_path",
     "load_fma",
     "locate_fma_audio",
+    "read_fma_genres",
     "read_fma_tracks",
 ]
 
@@ -52,6 +54,9 @@ FMA_SPLITS: tuple[str, ...] = ("training", "validation", "test")
 #: The nested subsets, smallest first (each contains the previous ones).
 FMA_SUBSETS: tuple[str, ...] = ("small", "medium", "large")
 TRACKS_FILE = "tracks.csv"
+GENRES_FILE = "genres.csv"
+#: ``genres.csv``'s header, as released; ``parent`` 0 marks a top-level genre.
+GENRES_COLUMNS: tuple[str, ...] = ("genre_id", "#tracks", "parent", "title", "top_level")
 METADATA_DIR = "fma_metadata"
 AUDIO_EXTENSION = ".mp3"
 ID_DIGITS = 6
@@ -294,6 +299,8 @@ class FmaDataset:
     tracks: pd.DataFrame
     audio_dir: Path
     audio: FmaAudio
+    #: :func:`read_fma_genres` of ``genres.csv`` beside ``tracks.csv``, or None when there is none.
+    genres: pd.DataFrame | None = None
 
     def summary(self) -> str:
         """Readable counts: tracks per split, artists, genres, missing audio."""
@@ -311,9 +318,11 @@ def load_fma(root: str | Path, subset: str = "small", require_genre: bool = True
 
     Tracks without audio stay in ``tracks`` and are listed in ``audio.missing`` (so a caller reports them).
 
+    ``genres.csv`` beside ``tracks.csv`` is read into ``genres`` (:func:`read_fma_genres`) when present.
+
     Raises:
         DataError: no ``tracks.csv``, a malformed one (file, line, column), no audio folder, or no audio file
-            at all for the subset's tracks.
+            at all for the subset's tracks; a malformed ``genres.csv``.
     """
     root = Path(root)
     candidates = [root / METADATA_DIR / TRACKS_FILE, root / TRACKS_FILE]
@@ -328,4 +337,68 @@ def load_fma(root: str | Path, subset: str = "small", require_genre: bool = True
             audio_dir,
             f"none of the {len(tracks)} tracks has an mp3 here (e.g. {fma_audio_path(audio_dir, tracks.index[0])})",
         )
-    return FmaDataset(root=root, tracks=tracks, audio_dir=audio_dir, audio=audio)
+    genres_path = tracks_path.parent / GENRES_FILE
+    genres = read_fma_genres(genres_path) if genres_path.is_file() else None
+    return FmaDataset(root=root, tracks=tracks, audio_dir=audio_dir, audio=audio, genres=genres)
+
+
+def read_fma_genres(path: str | Path) -> pd.DataFrame:
+    """Read FMA's ``genres.csv``: the 163-genre hierarchy (``genre_id, #tracks, parent, title, top_level``).
+
+    Returns:
+        DataFrame indexed by ``genre_id`` (int) with ``n_tracks`` (int), ``parent`` (int, 0 for a top-level
+        genre), ``title`` (str), ``top_level`` (int: the root of its branch) and ``path`` (the titles from the
+        top-level genre down to this one, e.g. ``("Rock", "Punk")``).
+
+    Raises:
+        DataError: missing file or column, a non-integer id, a duplicate id, a parent that is not a genre, a
+            cycle, or a ``top_level`` that is not the root of the genre's branch (file, line and column named).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, f"file not found; unzip fma_metadata.zip (it holds {GENRES_FILE})")
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DataError(path, f"cannot parse as CSV ({str(error).splitlines()[0]})") from error
+    missing = [c for c in GENRES_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(path, f"missing column; expected the header {','.join(GENRES_COLUMNS)}", line=1,
+                        key=missing[0])
+    numbers = {}
+    for column in ("genre_id", "#tracks", "parent", "top_level"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() | (values != values.round())
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            raise DataError(path, f"{frame[column].iloc[row]!r} is not an integer", line=row + 2, key=column)
+        numbers[column] = values.astype(np.int64).to_numpy()
+    ids = pd.Index(numbers["genre_id"], name="genre_id")
+    checks = [
+        (ids.duplicated(), "genre_id", "genre listed twice"),
+        (~np.isin(numbers["parent"], [0, *ids]), "parent", "parent is not a genre id of this file (0 = top level)"),
+    ]
+    for bad, column, message in checks:
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DataError(path, message, line=row + 2, key=column)
+    parent = dict(zip(ids, numbers["parent"], strict=True))
+    title = dict(zip(ids, frame["title"], strict=True))
+    paths, roots = [], []
+    for row, genre in enumerate(ids):
+        branch = [genre]
+        while parent[branch[-1]] != 0:
+            if len(branch) > len(ids):
+                raise DataError(path, f"genre {genre} is its own ancestor (a cycle of parents)", line=row + 2,
+                                key="parent")
+            branch.append(parent[branch[-1]])
+        paths.append(tuple(title[g] for g in reversed(branch)))
+        roots.append(branch[-1])
+    wrong = numbers["top_level"] != np.asarray(roots)
+    if wrong.any():
+        row = int(np.argmax(wrong))
+        raise DataError(path, f"top_level {numbers['top_level'][row]} but the branch's root is {roots[row]}",
+                        line=row + 2, key="top_level")
+    return pd.DataFrame({"n_tracks": numbers["#tracks"], "parent": numbers["parent"],
+                         "title": frame["title"].to_numpy(), "top_level": numbers["top_level"], "path": paths},
+                        index=ids)

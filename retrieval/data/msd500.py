@@ -246,15 +246,19 @@ def read_selected_tags(path: str | Path) -> pd.DataFrame:
 def read_tag_table(
     path: Path, columns: Sequence[str], *, header: str, allow_empty_category: bool = False
 ) -> pd.DataFrame:
-    """Read a two-column ``tag, category`` table (``selected_tags.tsv``, a split folder's ``tags.tsv``).
+    """Read a ``tag, category`` table (``selected_tags.tsv``, a split folder's ``tags.tsv``); columns after the
+    first two (a tag count, a comment, as other releases add) are ignored.
 
     Returns:
         DataFrame ``tag, category`` in file order, categories canonical (``""`` kept when allowed).
 
     Raises:
-        DataError: wrong field count, empty tag, unknown category or a tag listed twice (line named).
+        DataError: too few fields, no tag at all, an empty tag, an unknown category or a tag listed twice (line
+            named).
     """
-    frame = read_tsv(path, columns, header=header)
+    frame = read_tsv(path, columns, header=header, extra_columns=True)
+    if frame.empty:
+        raise DataError(path, f"holds no tags; expected one {chr(9).join(columns)!r} line per tag")
     category, unknown_category = canonical_category_column(frame, "category", allow_empty=allow_empty_category)
     raise_first(
         path,

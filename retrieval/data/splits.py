@@ -289,6 +289,19 @@ def build_splits(
     )
 
 
+def shared_artists(splits: Splits) -> dict[str, list[str]]:
+    """Artists with songs in more than one split (unlabeled included) → those splits; empty when the splits are
+    artist-disjoint. Songs without an artist are not counted (see :func:`check_splits`)."""
+    membership = pd.DataFrame({
+        "song_id": list(splits.all_ids()),
+        "split": np.repeat(SPLIT_NAMES, [len(splits.ids(name)) for name in SPLIT_NAMES]),
+    })
+    membership["artist"] = membership["song_id"].map(dict(splits.artist_of))
+    membership = membership.dropna(subset=["artist"])
+    per_artist = membership.groupby("artist")["split"].agg(lambda where: sorted(set(where)))
+    return {artist: where for artist, where in per_artist.items() if len(where) > 1}
+
+
 def check_splits(
     splits: Splits,
     track_tags: pd.DataFrame,
@@ -314,11 +327,9 @@ def check_splits(
         problems.append(
             f"{int(no_artist.sum())} songs have no artist, e.g. {membership['song_id'][no_artist].iloc[0]!r}"
         )
-    splits_per_artist = membership[~no_artist].groupby("artist")["split"].nunique()
-    shared = splits_per_artist[splits_per_artist > 1]
-    if len(shared):
-        artist = shared.index[0]
-        where = sorted(set(membership.loc[membership["artist"] == artist, "split"]))
+    shared = shared_artists(splits)
+    if shared:
+        artist, where = next(iter(shared.items()))
         problems.append(
             f"{len(shared)} artists are in more than one split, e.g. {artist!r} in {', '.join(where)}"
         )
@@ -441,7 +452,7 @@ def _published_ids(path: Path) -> tuple[str, ...]:
     """Ids from one of the authors' ``*_ids.npy`` files (``"ROW//ID"`` strings)."""
     values = _load_strings(path)
     parts = pd.Series(values.astype(str), dtype=object).str.split(PUBLISHED_SEPARATOR, n=1, expand=True)
-    parts = parts.reindex(columns=[0, 1])
+    parts = parts.reindex(columns=[0, 1]).astype(object)  # a file without any "//" has no column 1
     bad = (parts[1].isna() | ~parts[0].str.fullmatch(r"\d+") | (parts[1].fillna("") == "")).to_numpy()
     position = first_bad(bad)
     if position is not None:

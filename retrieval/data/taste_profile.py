@@ -89,6 +89,10 @@ class _Vocabulary:
         return out
 
 
+#: The largest play count kept (the matrix is float32; sums of ~10⁸ such counts must stay finite).
+_MAX_PLAY_COUNT = 1e30
+
+
 def _play_counts(path: Path, chunk: pd.DataFrame) -> np.ndarray:
     """Validate a chunk and return its play counts as float32, shape ``(len(chunk),)``.
 
@@ -114,6 +118,9 @@ def _play_counts(path: Path, chunk: pd.DataFrame) -> np.ndarray:
                 ),
             ),
             (values < 0, lambda i: f"negative play count {values[i]:g}"),
+            # float32 holds counts up to 3.4e38; a larger one would be stored as inf and break every sum
+            (values > _MAX_PLAY_COUNT, lambda i: f"play count {values[i]:g} is too large (at most "
+             f"{_MAX_PLAY_COUNT:g}); fix the line"),
         ],
     )
     return values.astype(np.float32)

@@ -42,6 +42,7 @@ def iter_tsv(
     header: HeaderMode = "none",
     chunk_rows: int | None = None,
     dtype: Mapping[str, object] | None = None,
+    extra_columns: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Stream a tab-separated file whose every line must have exactly ``len(columns)`` fields.
 
@@ -59,6 +60,7 @@ def iter_tsv(
         dtype: per-column dtype overrides (default ``object`` holding ``str``), e.g.
             ``{"play_count": "category"}`` to parse a low-cardinality column without one Python string
             per row.
+        extra_columns: tolerate fields after ``columns`` (as many as the first line has; they are dropped).
 
     Yields:
         DataFrames with ``columns``, index = line numbers (int64).
@@ -79,6 +81,9 @@ def iter_tsv(
         return
     first_line, first_text = first
     first_fields = first_text.split("\t")
+    extra = [f"_extra{i}" for i in range(len(first_fields) - len(columns))] if extra_columns else []
+    if extra:
+        first_fields = first_fields[: len(columns)]
     if len(first_fields) != len(columns):
         raise DataError(
             path,
@@ -91,7 +96,7 @@ def iter_tsv(
             path, f"expected the header line {header_text!r}, found {first_text!r}", line=first_line
         )
     skip = first_line if (is_header and header != "none") else 0
-    types: dict[str, object] = {column: object for column in columns}
+    types: dict[str, object] = {column: object for column in columns + extra}
     types.update(dtype or {})
     try:
         # Without chunk_rows read_csv parses the whole file here; with it, while iterating below.
@@ -99,7 +104,8 @@ def iter_tsv(
             path,
             sep="\t",
             header=None,
-            names=columns,
+            names=columns + extra,
+            usecols=columns if extra else None,
             index_col=False,
             dtype=types,
             quoting=csv.QUOTE_NONE,
@@ -133,9 +139,10 @@ def iter_tsv(
         ) from error
 
 
-def read_tsv(path: str | Path, columns: Sequence[str], *, header: HeaderMode = "none") -> pd.DataFrame:
+def read_tsv(path: str | Path, columns: Sequence[str], *, header: HeaderMode = "none",
+             extra_columns: bool = False) -> pd.DataFrame:
     """Read a whole strict tab-separated file at once (see :func:`iter_tsv`); index = line numbers."""
-    chunks = list(iter_tsv(path, columns, header=header))
+    chunks = list(iter_tsv(path, columns, header=header, extra_columns=extra_columns))
     if not chunks:
         empty = {column: pd.Series(dtype=object) for column in columns}
         return pd.DataFrame(empty, index=pd.Index([], dtype=np.int64))

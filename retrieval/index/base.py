@@ -296,7 +296,8 @@ class VectorIndex(ABC):
         hits = self.search_hits(self.vectors_of([track_id]), k + 1)[0]
         return [hit for hit in hits if hit.track_id != track_id][:k]
 
-    def save(self, folder: str | Path, catalogue: pd.DataFrame | None = None) -> Path:
+    def save(self, folder: str | Path, catalogue: pd.DataFrame | None = None,
+             extra: dict[str, bytes] | None = None) -> Path:
         """Write the index to ``folder`` atomically (replacing an older index there only once complete).
 
         The folder format is :mod:`retrieval.index.folder`'s.
@@ -305,6 +306,8 @@ class VectorIndex(ABC):
             folder: destination folder; if it exists it must hold an index (or be empty).
             catalogue: metadata for the indexed tracks (see :func:`make_catalogue`); defaults to
                 ``self.catalogue``. Every indexed id must have a row. It becomes ``self.catalogue``.
+            extra: more files of the folder (name → bytes, e.g. ``model.json``), written inside the same atomic
+                swap, so the folder never holds vectors without them.
 
         Returns:
             The folder.
@@ -316,7 +319,7 @@ class VectorIndex(ABC):
         """
         self._require_built()
         catalogue = self.catalogue if catalogue is None else make_catalogue_from_frame(catalogue)
-        folder_format.write_index(self, Path(folder), catalogue)
+        folder_format.write_index(self, Path(folder), catalogue, extra)
         self.catalogue = catalogue
         return Path(folder)
 

@@ -7,18 +7,26 @@ Folder indexing (``retrieval index DIR --model RUN --out INDEX``):
 - caches each file's vector under ``<cache>/<model fingerprint>/<sha256 of the file's bytes>.npy``, written
   atomically as soon as it is computed: a re-run embeds only new or changed files, and an interrupted run
   resumes where it stopped;
-- skips unreadable files and reports them (file and reason); the index is written only at the end, atomically,
-  so an old index stays intact until the new one is complete;
+- a cache entry that cannot be read back (empty, truncated, NaN, another dimension) is a miss: a warning names
+  it, and the file is embedded again;
+- skips unreadable files and files whose names hold a tab or newline (a catalogue row could not hold them) and
+  reports them (file and reason); the index is written only at the end, atomically, so an old index stays
+  intact until the new one is complete;
+- checks the destination before embedding anything: it must be an index folder, an empty folder or a new path
+  in a writable folder, and no other process may be writing it (a lock held until the end);
 - embeds in this process (``engine="local"``, the default, no Ray needed) or on a Ray cluster
   (``engine="ray"``: :mod:`retrieval.index.ray_engine`), through the same cache and the same per-batch code.
 
-Both kinds write ``INDEX/model.json`` naming the run, so ``retrieval.load(INDEX)`` finds the model.
+Both kinds write ``INDEX/model.json`` naming the run — relative to the index folder, so an index moved together
+with its run (``$RETRIEVAL_HOME`` moved, say) still finds it, and absolute as a fallback — so
+``retrieval.load(INDEX)`` finds the model. Catalogue audio paths are absolute.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,14 +35,19 @@ from pathlib import Path
 import numpy as np
 
 from retrieval.errors import AudioError, RetrievalError
-from retrieval.fileio import atomic_path, write_text_atomic
+from retrieval.fileio import atomic_path, folder_lock, make_folder, sweep_old_temporaries
 from retrieval.index.catalogue import make_catalogue
+from retrieval.index.folder import MODEL_FILE, check_replaceable
 from retrieval.index.registry import DEFAULT_BACKEND, create_index, resolve_backend
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 #: Where ``index_folder`` embeds: this process, or an actor pool on a Ray cluster.
 ENGINES = ("local", "ray")
 _HASH_BLOCK = 1 << 20
+#: Characters a track id or catalogue cell cannot hold (the catalogue is an unquoted TSV).
+_UNSAFE_NAME = ("\t", "\n", "\r")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,9 +67,14 @@ class IndexReport:
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
             # Reasons from AudioError already start with the file's path.
-            lines += [f"  {reason}" if reason.startswith(path) else f"  {path}: {reason}"
+            lines += [_one_line(reason if reason.startswith(path) else f"{path}: {reason}")
                       for path, reason in self.skipped.items()]
         return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    """A report line with the tabs and newlines of odd file names shown as escapes."""
+    return "  " + text.replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
 
 
 def file_hash(path: str | os.PathLike) -> str:
@@ -80,12 +98,38 @@ def find_audio_files(folder: str | os.PathLike) -> list[Path]:
     )
 
 
+def model_description(out: Path, run_folder: str | os.PathLike) -> bytes:
+    """``model.json`` of an index at ``out`` made by the run at ``run_folder``: the run relative to the index
+    folder (portable) and absolute (a fallback when only the index moves)."""
+    run = Path(run_folder).resolve()
+    relative = os.path.relpath(run, Path(out).absolute().resolve())
+    return (json.dumps({"run": relative, "run_absolute": str(run)}, indent=2) + "\n").encode()
+
+
 def _write_index(out: Path, run, ids: Sequence[str], vectors: np.ndarray, catalogue, backend: str) -> None:
     index = create_index(resolve_backend(backend, len(ids)), dim=vectors.shape[1], fingerprint=run.fingerprint)
     index.add(list(ids), vectors)
     index.build()
-    index.save(out, catalogue)
-    write_text_atomic(out / "model.json", json.dumps({"run": str(Path(run.folder).resolve())}, indent=2))
+    index.save(out, catalogue, extra={MODEL_FILE: model_description(out, run.folder)})
+
+
+def read_cached(path: Path, dim: int) -> np.ndarray | None:
+    """A cached vector, or None when the entry is missing or cannot be trusted (empty, truncated, not an
+    array, NaN or infinite, another dimension): a bad entry is logged by name and deleted, so it is embedded
+    again instead of blocking the folder."""
+    if not path.is_file():
+        return None
+    try:
+        vector = np.load(path, allow_pickle=False)
+        problem = (None if vector.shape == (dim,) and np.isfinite(vector).all()
+                   else f"shape {vector.shape} (expected ({dim},)) or non-finite values")
+    except (OSError, ValueError, EOFError) as error:
+        problem = f"unreadable ({error})"
+    if problem is None:
+        return vector
+    logger.warning("%s: bad cache entry, %s; embedding the file again", path, problem)
+    path.unlink(missing_ok=True)
+    return None
 
 
 class _RunEmbedder:
@@ -96,6 +140,7 @@ class _RunEmbedder:
 
         self.run = load_run(run_dir)
         self.fingerprint = self.run.fingerprint
+        self.dim = self.run.model.output_dim
         self.batch_size = batch_size
 
     def prepare(self, path: Path):
@@ -188,38 +233,75 @@ def index_folder(
             the optional extra ``ray``). Both read and write the same per-file cache and give the same vectors.
         address: the Ray cluster to join (``ray.init(address=...)``); None starts a local one on 127.0.0.1.
         workers: Ray actors (one model each); None uses one per CPU of the cluster.
-    """
-    from tqdm.auto import tqdm
 
+    Raises:
+        DataError: ``out`` is neither an index folder nor an empty folder.
+        FileSystemError: ``out`` or the cache cannot be written (named, with the reason), or another process is
+            writing ``out``.
+        RetrievalError: no file could be read.
+    """
     from retrieval import paths
-    from retrieval.embedding import ahead
 
     if engine not in ENGINES:
         raise RetrievalError(f"unknown engine {engine!r}; valid: {list(ENGINES)}")
-    embedder = make_embedder(model, batch_size)
     folder, out = Path(folder), Path(out)
-    cache = Path(cache_dir) if cache_dir else paths.home() / "embeddings"
-    cache = cache / embedder.fingerprint
-    report = IndexReport(out)
     files = find_audio_files(folder)
+    # The destination is checked (and locked) before any embedding: a bad --out fails in a second, not an hour.
+    check_replaceable(out)
+    with folder_lock(out):
+        embedder = make_embedder(model, batch_size)
+        cache = make_folder(Path(cache_dir) if cache_dir else paths.home() / "embeddings", "--cache-dir")
+        cache = make_folder(cache / embedder.fingerprint, "--cache-dir")
+        sweep_old_temporaries(cache)
+        report = IndexReport(out)
+        vectors = _embed_files(embedder, files, folder, cache, report, batch_size, progress,
+                               ray={"model": model, "address": address, "workers": workers} if engine == "ray"
+                               else None)
+        if not vectors:
+            first = next(iter(report.skipped.values()), "")
+            raise RetrievalError(f"{folder}: no readable audio files to index ({len(report.skipped)} skipped"
+                                 + (f", e.g. {first}" if first else "") + ")")
+        ordered = [p for p in files if p in vectors]
+        ids = [str(p.relative_to(folder)) for p in ordered]
+        catalogue = make_catalogue(ids, titles=[p.stem for p in ordered],
+                                   audio_paths=[str(p.absolute()) for p in ordered])
+        embedder.write(out, ids, np.stack([vectors[p] for p in ordered]), catalogue, backend)
+    report.indexed = len(ordered)
+    return report
+
+
+def _embed_files(embedder, files: list[Path], folder: Path, cache: Path, report: IndexReport, batch_size: int,
+                 progress: bool, ray: dict | None = None) -> dict[Path, np.ndarray]:
+    """Each readable file's vector, from the cache or embedded now (and cached); skipped files go to ``report``.
+    ``ray``: embed on a Ray cluster (``model``, ``address``, ``workers`` of :func:`index_folder`), else here."""
+    from tqdm.auto import tqdm
+
+    from retrieval.embedding import ahead
+
     vectors: dict[Path, np.ndarray] = {}
     todo: list[tuple[Path, Path]] = []
     for path in files:
+        if any(char in str(path.relative_to(folder)) for char in _UNSAFE_NAME):
+            report.skipped[str(path)] = "its name holds a tab or newline, which an index cannot store; rename it"
+            continue
         try:
             cached = cache / f"{file_hash(path)}.npy"
         except OSError as error:
-            report.skipped[str(path)] = f"cannot read: {error}"
+            reason = "permission denied; fix its permissions (chmod)" if isinstance(error, PermissionError) else (
+                f"cannot read: {error.strerror or error}")
+            report.skipped[str(path)] = reason
             continue
-        if cached.exists():
-            vectors[path] = np.load(cached)
+        vector = read_cached(cached, embedder.dim)
+        if vector is not None:
+            vectors[path] = vector
             report.cached += 1
         else:
             todo.append((path, cached))
-    if engine == "ray" and todo:
+    if ray is not None and todo:
         from retrieval.index.ray_engine import embed_on_ray
 
-        embedded, skipped = embed_on_ray(model, todo, batch_size=batch_size, address=address, workers=workers,
-                                         progress=progress)
+        embedded, skipped = embed_on_ray(ray["model"], todo, batch_size=batch_size, address=ray["address"],
+                                         workers=ray["workers"], progress=progress)
     else:
         embedded, skipped = {}, {}
         with tqdm(total=len(todo), desc="embedding", unit="file", disable=not progress) as bar:
@@ -232,14 +314,7 @@ def index_folder(
     vectors.update(embedded)
     report.skipped.update(skipped)
     report.embedded = len(embedded)
-    if not vectors:
-        raise RetrievalError(f"{folder}: no readable audio files to index ({len(report.skipped)} skipped)")
-    ordered = [p for p in files if p in vectors]
-    ids = [str(p.relative_to(folder)) for p in ordered]
-    catalogue = make_catalogue(ids, titles=[p.stem for p in ordered], audio_paths=[str(p) for p in ordered])
-    embedder.write(out, ids, np.stack([vectors[p] for p in ordered]), catalogue, backend)
-    report.indexed = len(ordered)
-    return report
+    return vectors
 
 
 def index_corpus(
@@ -251,7 +326,16 @@ def index_corpus(
     progress: bool = True,
 ) -> IndexReport:
     """Index every track of a corpus (all splits, the unlabeled one included) with its audio and listening
-    data, and its metadata (title, artist, tags with score ≥ the run's threshold, audio path)."""
+    data, and its metadata (title, artist, tags with score ≥ the run's threshold, audio path). The destination
+    is checked and locked first (see :func:`index_folder`)."""
+    from retrieval.runs import load_run
+
+    check_replaceable(Path(out))
+    with folder_lock(out):
+        return _index_corpus(load_run(run_dir), Path(out), corpus_root, backend, progress)
+
+
+def _index_corpus(run, out: Path, corpus_root, backend: str, progress: bool) -> IndexReport:
     import torch
 
     from retrieval.config import expand_path
@@ -259,12 +343,10 @@ def index_corpus(
     from retrieval.data.features import FeatureStore
     from retrieval.embedding import embed_batches
     from retrieval.model import TrackInputs
-    from retrieval.runs import load_run
 
-    run = load_run(run_dir)
     config = run.config
     corpus = load_corpus(Path(corpus_root) if corpus_root else expand_path(config.data.root))
-    report = IndexReport(Path(out))
+    report = IndexReport(out)
     ids = list(corpus.song_ids())
     audio_paths: dict[str, Path] = {}
     features = None
@@ -315,8 +397,8 @@ def index_corpus(
         titles=tracks["title"].tolist(),
         artists=tracks["artist"].tolist(),
         tags=[tags_of.get(i, ()) for i in ids],
-        audio_paths=[str(audio_paths[i]) if i in audio_paths else None for i in ids],
+        audio_paths=[str(Path(audio_paths[i]).absolute()) if i in audio_paths else None for i in ids],
     )
-    _write_index(Path(out), run, ids, vectors, catalogue, backend)
+    _write_index(out, run, ids, vectors, catalogue, backend)
     report.indexed = report.embedded = len(ids)
     return report

@@ -7,6 +7,8 @@ An index folder stores it as ``catalogue.tsv``: tab-separated, unquoted (so it s
     track_id   title   artist   tags             audio_path
     TRK0001    So What Miles Davis jazz|cool jazz  /music/so_what.mp3
 
+An ``audio_path`` is absolute, or relative to the catalogue's folder (the index folder).
+
 Example:
     >>> catalogue = make_catalogue(["t1"], titles=["So What"], tags=[("jazz", "cool jazz")])
     >>> catalogue.loc["t1", "tags"]
@@ -16,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -159,6 +162,10 @@ def read_catalogue(path: str | Path) -> pd.DataFrame:
         # Line = row + 2: one for the header, one because lines count from 1.
         raise DataError(path, f"track id {track_id!r} appears twice; keep one row per track", line=row + 2,
                         key="track_id")
+    # A relative audio path is relative to the index folder, so an index moved with its music still finds it.
+    relative = (table["audio_path"] != "") & ~table["audio_path"].map(os.path.isabs)
+    table.loc[relative, "audio_path"] = [os.path.join(path.parent, value)
+                                         for value in table.loc[relative, "audio_path"]]
     return make_catalogue_from_frame(table)
 
 

@@ -6,10 +6,12 @@ An index folder holds::
     ids.npy            (n,) unicode track ids; row i of the vectors belongs to ids[i]
     <backend files>    vectors.npy (exact) or index.ann (annoy)
     catalogue.tsv      optional: track_id, title, artist, tags ("|"-separated), audio_path
+    model.json         optional: the model that made the vectors (written by ``retrieval index``)
 
 A folder is written into a temporary sibling and renamed into place only when complete
 (:func:`retrieval.fileio.atomic_folder`), so an interrupted save leaves the previous index untouched; ``meta.json``
-is written last, so a folder with one is a complete index. It records the fingerprint of the model that made the
+is written last, so a folder with one is a complete index. A second writer on the same folder is refused (a lock),
+and copies left by an interrupted write are swept at the next one. It records the fingerprint of the model that made the
 vectors; loading with ``expected_fingerprint`` refuses an index made by another model (its vectors live in another
 space).
 """
@@ -30,12 +32,14 @@ from retrieval.index.catalogue import read_catalogue, write_catalogue
 if TYPE_CHECKING:  # base.py imports this module
     from retrieval.index.base import VectorIndex
 
-__all__ = ["REBUILD_COMMAND", "check_fingerprint", "read_index", "read_meta", "write_index"]
+__all__ = ["REBUILD_COMMAND", "check_fingerprint", "check_replaceable", "read_index", "read_meta", "write_index"]
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 IDS_FILE = "ids.npy"
 CATALOGUE_FILE = "catalogue.tsv"
+#: The file naming the model that made the vectors (``{"run": ...}`` or ``{"pretrained": NAME}``).
+MODEL_FILE = "model.json"
 # The command a user runs to rebuild an index; quoted in errors about stale indexes.
 REBUILD_COMMAND = "retrieval index AUDIO_DIR --model RUN --out INDEX"
 #: Appended to errors about a broken index file.
@@ -46,7 +50,8 @@ _SHOW = 5
 IndexT = TypeVar("IndexT", bound="VectorIndex")
 
 
-def write_index(index: VectorIndex, folder: Path, catalogue: pd.DataFrame | None) -> None:
+def write_index(index: VectorIndex, folder: Path, catalogue: pd.DataFrame | None,
+                extra: dict[str, bytes] | None = None) -> None:
     """Write a built index (and its catalogue) to ``folder`` atomically; see :meth:`VectorIndex.save`.
 
     Args:
@@ -54,6 +59,7 @@ def write_index(index: VectorIndex, folder: Path, catalogue: pd.DataFrame | None
         folder: the destination.
         catalogue: metadata of the indexed tracks, in the form
             :func:`~retrieval.index.catalogue.make_catalogue_from_frame` gives; or None.
+        extra: more files (name → bytes, e.g. ``model.json``) written into the same folder before ``meta.json``.
 
     Raises:
         ValueError: the catalogue misses indexed ids.
@@ -76,12 +82,14 @@ def write_index(index: VectorIndex, folder: Path, catalogue: pd.DataFrame | None
         "params": index.params(),
         "catalogue": CATALOGUE_FILE if catalogue is not None else None,
     }
-    _check_replaceable(folder)
+    check_replaceable(folder)
     with atomic_folder(folder) as tmp:
         np.save(tmp / IDS_FILE, ids, allow_pickle=False)
         if catalogue is not None:
             write_catalogue(catalogue, tmp / CATALOGUE_FILE)
         index._write_files(tmp)
+        for name, content in (extra or {}).items():
+            (tmp / name).write_bytes(content)
         # meta.json last: a folder with meta.json is a complete index.
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
@@ -111,7 +119,14 @@ def read_index(cls: type[IndexT], folder: Path, expected_fingerprint: str | None
         raise DataError(folder / IDS_FILE, f"expected {meta['n']} string ids, found {ids.dtype} "
                         f"{ids.shape}; rebuild the index with `{REBUILD_COMMAND}`")
     index._read_files(folder, meta["n"])
-    catalogue = read_catalogue(folder / meta["catalogue"]) if meta["catalogue"] is not None else None
+    catalogue = None
+    if meta["catalogue"] is not None:
+        path = folder / meta["catalogue"]
+        catalogue = read_catalogue(path)
+        missing = ~np.isin(ids, catalogue.index.to_numpy(dtype=str))
+        if missing.any():
+            raise DataError(path, f"has no row for {int(missing.sum())} of the {meta['n']} indexed tracks, e.g. "
+                            f"{ids[missing][:_SHOW].tolist()} (a row was deleted){REBUILD_ADVICE}")
     index._restore(ids, catalogue)
     return index
 
@@ -162,7 +177,7 @@ def check_fingerprint(folder: Path, saved: str | None, expected: str | None) -> 
     )
 
 
-def _check_replaceable(folder: Path) -> None:
+def check_replaceable(folder: Path) -> None:
     """Refuse to replace anything but an index folder or an empty folder (a user's music, say).
 
     Raises:

@@ -14,6 +14,7 @@ chillout …; a text equal to a tag is, in effect, that tag's probability).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -23,7 +24,6 @@ import numpy as np
 
 from retrieval.api import MODEL_FILE
 from retrieval.errors import DataError, RetrievalError
-from retrieval.fileio import atomic_path, write_text_atomic
 from retrieval.pretrained.tagger import PretrainedTagger
 
 __all__ = ["TAGS_FILE", "PretrainedEmbedder", "PretrainedRetriever"]
@@ -41,6 +41,7 @@ class PretrainedEmbedder:
     def __init__(self, name: str):
         self.tagger = PretrainedTagger(name)
         self.fingerprint = f"{name}-{self.tagger.fingerprint}"
+        self.dim = self.tagger.feature_dim + len(self.tagger.labels)
 
     def prepare(self, path: Path) -> np.ndarray:
         return self.tagger.file_patches(path)
@@ -59,10 +60,11 @@ class PretrainedEmbedder:
         index = create_index(resolve_backend(backend, len(ids)), dim=dim, fingerprint=self.fingerprint)
         index.add(list(ids), vectors[:, :dim])
         index.build()
-        index.save(out, catalogue)
-        with atomic_path(out / TAGS_FILE) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, ids=np.asarray(ids), probabilities=vectors[:, dim:], labels=np.asarray(self.tagger.labels))
-        write_text_atomic(out / MODEL_FILE, json.dumps({"pretrained": self.tagger.name}, indent=2))
+        tags = io.BytesIO()
+        np.savez(tags, ids=np.asarray(ids), probabilities=vectors[:, dim:], labels=np.asarray(self.tagger.labels))
+        # inside the index's atomic swap: the folder never holds vectors without their tags and model
+        index.save(out, catalogue, extra={TAGS_FILE: tags.getvalue(),
+                                          MODEL_FILE: json.dumps({"pretrained": self.tagger.name}, indent=2).encode()})
 
 
 class PretrainedRetriever:

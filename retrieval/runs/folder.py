@@ -8,6 +8,9 @@
     RUN/history.json           per-epoch loss, throughput, validation figure
     RUN/metrics.json           written by `retrieval evaluate`
 
+Training holds a lock on the run folder (:func:`retrieval.fileio.folder_lock`: a second trainer is refused), and
+opening a run sweeps the temporary checkpoint copies an interrupted save left.
+
 :class:`RunFolder` is the writer's side (open, restore, save); :func:`retrieval.runs.load_run` the reader's.
 """
 
@@ -22,7 +25,7 @@ import torch
 
 from retrieval.config import Config, config_from_dict
 from retrieval.errors import ConfigError, MissingFileError, RunExistsError
-from retrieval.fileio import write_text_atomic
+from retrieval.fileio import make_folder, sweep_stale_copies, write_text_atomic
 from retrieval.runs.checkpoint import load_checkpoint, save_checkpoint, state_fingerprint
 
 __all__ = ["RunFolder", "TrainState", "checkpoint_dir", "config_changes", "run_is_complete"]
@@ -91,7 +94,9 @@ class RunFolder:
             raise RunExistsError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
         if config.train.num_threads:
             torch.set_num_threads(config.train.num_threads)
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out, "--out")
+        for name in ("last.ckpt", "best.ckpt"):  # temporary copies an interrupted save left behind
+            sweep_stale_copies(checkpoint_dir(out) / name)
         write_text_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
         return cls(out, config)
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retrieval.config import Config
+from retrieval.config import Config, expand_path
 from retrieval.data.assembly import ExperimentData, prepare_data
+from retrieval.data.corpus import check_corpus_root
 from retrieval.data.frozen import freeze_features
-from retrieval.fileio import write_text_atomic
+from retrieval.fileio import folder_lock, write_text_atomic
 from retrieval.model import JointModel
 from retrieval.runs import RunFolder, TrainState, build_model, load_run, model_args, text_encoder_for
 from retrieval.training.loop import train, training_step
@@ -128,7 +129,14 @@ def format_generalisation(result: dict) -> str:
 
 
 def train_run(config: Config, out: str | Path, resume: bool = False, progress: bool = True) -> TrainState:
-    """Train ``config`` into run folder ``out`` (``resume``: continue from ``out/checkpoints/last.ckpt``)."""
+    """Train ``config`` into run folder ``out`` (``resume``: continue from ``out/checkpoints/last.ckpt``); a
+    second process training into the same ``out`` is refused (:func:`retrieval.fileio.folder_lock`)."""
+    check_corpus_root(expand_path(config.data.root))  # before a run folder is made or anything trained
+    with folder_lock(out):
+        return _train_run(config, out, resume, progress)
+
+
+def _train_run(config: Config, out: str | Path, resume: bool, progress: bool) -> TrainState:
     from retrieval.training.mining import SAMPLERS
 
     folder = RunFolder.open(config, out, resume)

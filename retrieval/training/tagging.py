@@ -29,9 +29,10 @@ import torch.nn.functional as F
 
 from retrieval.config import Config, config_from_dict, expand_path
 from retrieval.data.assembly import SPLITS, ExperimentData, config_corpus, feature_store, prepare_data
+from retrieval.data.corpus import check_corpus_root
 from retrieval.data.vocabulary import Vocabulary
 from retrieval.errors import ConfigError, DataError, InputError, MissingFileError
-from retrieval.fileio import write_text_atomic
+from retrieval.fileio import folder_lock, write_text_atomic
 from retrieval.runs import RunFolder, TrainState, build_model, checkpoint_dir, load_run, run_is_complete, tagging_args
 from retrieval.tagging.model import TaggingModel
 from retrieval.tagging.predict import predict_files, split_probabilities, tagging_summary
@@ -105,6 +106,12 @@ def train_tagging_run(config: Config, out: str | Path, resume: bool = False, pro
     if noisy and not expand_path(config.tagging.teacher).exists():
         raise MissingFileError(config.tagging.teacher, "does not exist; train the teacher first (retrieval train "
                                "--config tagging/<backbone> --out RUN)", key="tagging.teacher")
+    check_corpus_root(expand_path(config.data.root))  # before a run folder is made or anything trained
+    with folder_lock(out):  # a second process training into the same folder is refused
+        return _train_tagging_run(config, out, resume, progress, noisy)
+
+
+def _train_tagging_run(config: Config, out: str | Path, resume: bool, progress: bool, noisy: bool) -> TrainState:
     folder = RunFolder.open(config, out, resume)
     splits = (*SPLITS, UNLABELED) if noisy else SPLITS
     data, _ = prepare_data(config, progress=progress, need_listening=False, splits=splits)

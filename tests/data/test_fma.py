@@ -1,4 +1,4 @@
-"""FMA layout: tracks.csv in the released two-row-header format and a flat one; audio paths; errors."""
+"""FMA layout: tracks.csv in the released two-row-header format and a flat one; genres.csv; audio paths; errors."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.data.fma import fma_audio_path, load_fma, locate_fma_audio, read_fma_tracks
+from retrieval.data.fma import fma_audio_path, load_fma, locate_fma_audio, read_fma_genres, read_fma_tracks
 from retrieval.errors import DataError
 
 # The released file: (group, field) header rows, a "track_id,,," line, bios with quoted newlines.
@@ -109,3 +109,52 @@ def test_audio_paths_and_missing_audio(tmp_path):
     (audio / "000002.mp3").unlink()
     with pytest.raises(DataError, match="none of the 2 tracks"):
         load_fma(tmp_path, subset="medium")
+
+
+# genres.csv as released (a few real rows: Experimental → Avant-Garde, Rock → Punk → Post-Punk; Electronic).
+GENRES = """\
+genre_id,#tracks,parent,title,top_level
+1,8693,38,Avant-Garde,38
+12,32923,0,Rock,12
+15,34413,0,Electronic,15
+25,9261,12,Punk,12
+38,38154,0,Experimental,38
+114,1207,25,Post-Punk,12
+"""
+
+
+def test_genres_hierarchy(tmp_path):
+    genres = read_fma_genres(_write(tmp_path, GENRES, "genres.csv"))
+    assert list(genres.index) == [1, 12, 15, 25, 38, 114]
+    assert genres.loc[114, "path"] == ("Rock", "Punk", "Post-Punk")
+    assert genres.loc[1, "path"] == ("Experimental", "Avant-Garde")
+    assert genres.loc[15, "parent"] == 0 and genres.loc[15, "top_level"] == 15
+    assert genres.loc[25, "n_tracks"] == 9261
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key", "fragment"),
+    [
+        (GENRES.replace("25,9261,12,Punk", "25,9261,99,Punk"), 5, "parent", "parent is not a genre"),
+        (GENRES.replace("114,1207,25,Post-Punk,12", "114,1207,25,Post-Punk,38"), 7, "top_level", "root is 12"),
+        (GENRES.replace("15,34413", "15,many"), 4, "#tracks", "not an integer"),
+        (GENRES + "12,1,0,Rock again,12\n", 8, "genre_id", "listed twice"),
+        (GENRES.replace("12,32923,0,Rock,12", "12,32923,25,Rock,12"), 3, "parent", "its own ancestor"),
+        ("genre_id,title\n1,Rock\n", 1, "#tracks", "missing column"),
+    ],
+)
+def test_genres_errors_name_line_and_column(tmp_path, text, line, key, fragment):
+    with pytest.raises(DataError, match=fragment) as caught:
+        read_fma_genres(_write(tmp_path, text, "genres.csv"))
+    assert caught.value.line == line and caught.value.key == key
+
+
+def test_load_fma_reads_genres_beside_tracks(tmp_path):
+    (tmp_path / "fma_metadata").mkdir()
+    _write(tmp_path / "fma_metadata", RELEASED)
+    audio = tmp_path / "fma_small" / "000"
+    audio.mkdir(parents=True)
+    (audio / "000002.mp3").write_bytes(b"x")
+    assert load_fma(tmp_path).genres is None
+    _write(tmp_path / "fma_metadata", GENRES, "genres.csv")
+    assert load_fma(tmp_path).genres.loc[114, "title"] == "Post-Punk"
