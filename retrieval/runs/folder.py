@@ -43,8 +43,13 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
+#: Keys a resumed run may change: its length, and where and how it runs (a run started on a GPU may go on on a CPU).
+RESUMABLE_CHANGES = frozenset({"train.epochs", "train.device", "train.precision", "train.channels_last",
+                               "train.workers", "train.num_threads"})
+
+
 def config_changes(old: Config, new: Config) -> list[str]:
-    """Dotted keys whose values differ between two configs, except ``train.epochs`` (a run may be extended)."""
+    """Dotted keys whose values differ between two configs, except :data:`RESUMABLE_CHANGES`."""
 
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}
@@ -53,7 +58,7 @@ def config_changes(old: Config, new: Config) -> list[str]:
         return out
 
     a, b = flat(old.to_dict()), flat(new.to_dict())
-    return sorted(k for k in a.keys() | b.keys() if k != "train.epochs" and a.get(k) != b.get(k))
+    return sorted(k for k in a.keys() | b.keys() if k not in RESUMABLE_CHANGES and a.get(k) != b.get(k))
 
 
 def run_is_complete(run: str | Path, config: Config) -> bool:
@@ -101,8 +106,8 @@ class RunFolder:
         changed = config_changes(config_from_dict(payload["config"]), self.config)
         if changed:
             raise ConfigError(
-                f"{self.path} was trained with a different config ({', '.join(changed)}); only train.epochs may "
-                "change when resuming: train into another --out"
+                f"{self.path} was trained with a different config ({', '.join(changed)}); only train.epochs and "
+                "where it runs (device, precision, workers, threads) may change when resuming: train into another --out"
             )
         model.load_state_dict(payload["model"])
         saved = payload["train_state"]

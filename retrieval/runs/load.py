@@ -54,8 +54,10 @@ class Run:
         return text_encoder_for(self.config, self.folder / "text", train=False, tags=self.vocabulary.tags)
 
 
-def load_run(run: str | Path, which: str = "best", task: str | None = None) -> Run:
-    """Load a trained run (``which``: "best" or "last"); ``task`` refuses a run of another task.
+def load_run(run: str | Path, which: str = "best", task: str | None = None,
+             device: str | torch.device = "cpu") -> Run:
+    """Load a trained run (``which``: "best" or "last"); ``task`` refuses a run of another task; the model is
+    put on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``: :func:`retrieval.devices.resolve_device`).
 
     Raises:
         DataError: no or unreadable checkpoint, weights that do not match their fingerprint (a corrupt file), or a
@@ -75,4 +77,7 @@ def load_run(run: str | Path, which: str = "best", task: str | None = None) -> R
     if fingerprint != payload["fingerprint"]:
         raise DataError(path, "the weights do not match the checkpoint's fingerprint (the file is corrupt); "
                         "restore it or train the run again")
+    from retrieval.devices import resolve_device
+
+    model.to(resolve_device(device, key="device"))
     return Run(run, config, model, vocabulary, fingerprint, payload)
