@@ -35,7 +35,7 @@ def split_scores(
     model.eval()
     tracks = embed_split(model, data, split, n_crops, batch_size)
     tags = model.encode_text(data.vocabulary.vectors.to(model_device(model))).float().cpu()
-    return (tracks @ tags.T).numpy()
+    return tracks.numpy() @ tags.numpy().T  # numpy: float32 also under the caller's autocast
 
 
 def evaluate_split(model: JointModel, data: ExperimentData, split: str, config: Config) -> dict:
