@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -92,3 +93,48 @@ def test_bf16_training_and_a_run_loaded_on_a_device(tmp_path, tiny_corpus: Path,
     assert retriever.embed_text(["rock"]).dtype == "float32"
     with pytest.raises(ConfigError, match="device: 'cuda:99' is not on this machine"):
         retrieval.load(tiny_run, device="cuda:99")
+
+
+def test_heads_train_in_bf16() -> None:
+    # The probe / mood MLP and the artist-factor patch CNN under bf16 autocast: fp32 weights, a loss that falls.
+    from retrieval.audio import MelConfig
+    from retrieval.heads.artist_groups.networks import build_patch_classifier
+    from retrieval.heads.artist_groups.training import track_outputs, train_patch_classifier
+    from retrieval.heads.probe import TrainSettings, train_tagger
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((80, 6)).astype(np.float32)
+    y = x @ rng.standard_normal((6, 3)) > 0
+    settings = TrainSettings(lr=5e-2, batch_size=32, epochs=5, patience=None, precision="bf16")
+    tagger = train_tagger(x[:60], y[:60], x[60:], y[60:], kind="linear", settings=settings)
+    losses = [r["loss"] for r in tagger.info["training"]["history"]]
+    assert losses[-1] < losses[0] and all(p.dtype == torch.float32 for p in tagger.parameters())
+    with pytest.raises(ConfigError, match="precision: 'fp8' is not a precision"):
+        train_tagger(x[:60], y[:60], x[60:], y[60:], settings=TrainSettings(epochs=1, precision="fp8"))
+
+    model = build_patch_classifier(MelConfig(n_mels=16), {"group": 3}, (4, 4), 8, 16, seed=0)
+    patches = torch.randn(6, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    targets = {"group": torch.tensor([0, 1, 2, 0, 1, 2])}
+    history = train_patch_classifier(model, patches, targets, torch.arange(6), epochs=4, batch_size=4, lr=1e-2,
+                                     weight_decay=0.0, generator=torch.Generator().manual_seed(0),
+                                     precision="bf16")
+    assert np.isfinite(history).all()
+    features, probabilities = track_outputs(model, patches, 4, precision="bf16")
+    assert features.dtype == torch.float32 and torch.allclose(probabilities["group"].sum(1), torch.ones(6), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_an_index_embedded_in_bf16_agrees_with_fp32(tmp_path, tiny_run: Path, tiny_corpus: Path) -> None:
+    from retrieval.cli import main
+    from retrieval.index import load_index
+
+    for precision in ("fp32", "bf16"):
+        assert main(["-q", "index", str(tiny_corpus / "audio"), "--model", str(tiny_run), "--out",
+                     str(tmp_path / precision), "--backend", "exact", "--cache-dir", str(tmp_path / "cache"),
+                     "--device", "cpu", "--precision", precision]) == 0
+    exact, low = (load_index(tmp_path / p) for p in ("fp32", "bf16"))
+    assert list(exact.ids) == list(low.ids) and len(exact) == 48
+    cosine = (exact.vectors * low.vectors).sum(1)  # unit rows
+    assert cosine.min() >= 0.999 and not np.array_equal(exact.vectors, low.vectors)
+    # bf16 vectors have their own per-file cache, beside the fp32 one
+    assert len(list((tmp_path / "cache").iterdir())) == 2

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from retrieval.cli.args import Commands, add_json_option, positive_int, print_json, unit_float
+from retrieval.cli.args import Commands, add_device_options, add_json_option, positive_int, print_json, unit_float
 
 DEFAULT_INDEX = "the demo index ($RETRIEVAL_HOME/demo/index)"
 
@@ -22,10 +22,10 @@ def _index(args: argparse.Namespace) -> int:
                              "--out INDEX`)")
     if args.corpus:
         report = index_corpus(args.model, args.out, corpus_root=args.source, backend=args.backend,
-                              progress=not args.quiet)
+                              progress=not args.quiet, device=args.device, precision=args.precision)
     else:
         report = index_folder(args.model, args.source, args.out, backend=args.backend, cache_dir=args.cache_dir,
-                              progress=not args.quiet)
+                              progress=not args.quiet, device=args.device, precision=args.precision)
     print(report.format())
     return 0
 
@@ -145,6 +145,7 @@ def add_commands(commands: Commands) -> None:
     index.add_argument("--corpus", action="store_true", help="SOURCE is a corpus (MSD500 layout), not a folder")
     index.add_argument("--cache-dir", default=None,
                        help="per-file embedding cache (default $RETRIEVAL_HOME/embeddings)")
+    add_device_options(index)
     index.set_defaults(func=_index)
 
     search = commands.add_parser("search", help="tracks for a text query")

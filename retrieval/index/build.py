@@ -87,11 +87,14 @@ def _write_index(out: Path, run, ids: Sequence[str], vectors: np.ndarray, catalo
 class _RunEmbedder:
     """A trained run as :func:`index_folder`'s embedder: decode → the audio tower's crops → index-space vectors."""
 
-    def __init__(self, run_dir: str | os.PathLike, batch_size: int):
+    def __init__(self, run_dir: str | os.PathLike, batch_size: int, device: str = "cpu", precision: str = "fp32"):
+        from retrieval.devices import check_precision
         from retrieval.runs import load_run
 
-        self.run = load_run(run_dir)
-        self.fingerprint = self.run.fingerprint
+        self.run = load_run(run_dir, device=device)
+        self.precision = check_precision(precision, key="precision")
+        # vectors of another precision are other vectors: their own per-file cache
+        self.fingerprint = self.run.fingerprint + ("" if precision == "fp32" else f"-{precision}")
         self.batch_size = batch_size
 
     def prepare(self, path: Path):
@@ -104,9 +107,11 @@ class _RunEmbedder:
         """Prepared inputs → (len(prepared), d) vectors, one row per file."""
         import torch
 
+        from retrieval.devices import autocast, model_device
         from retrieval.embedding import embed_crops
 
-        return embed_crops(self.run.model, torch.stack(prepared), self.batch_size).numpy()
+        with autocast(model_device(self.run.model), self.precision):
+            return embed_crops(self.run.model, torch.stack(prepared), self.batch_size).numpy()
 
     def write(self, out: Path, ids: Sequence[str], vectors: np.ndarray, catalogue, backend: str) -> None:
         _write_index(out, self.run, ids, vectors, catalogue, backend)
@@ -121,9 +126,12 @@ def index_folder(
     cache_dir: str | os.PathLike | None = None,
     batch_size: int = 8,
     progress: bool = True,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> IndexReport:
     """Index every audio file under ``folder`` (see module docstring) with ``model``: a trained run folder, or
-    the name of a pretrained model (``retrieval models``: e.g. "musicnn-mtt").
+    the name of a pretrained model (``retrieval models``: e.g. "musicnn-mtt"). A run embeds on ``device`` in
+    ``precision`` (:mod:`retrieval.devices`).
 
     Track ids are the files' paths relative to ``folder``; the catalogue records titles (file stems) and paths.
     """
@@ -137,7 +145,7 @@ def index_folder(
 
         embedder = PretrainedEmbedder(str(model))
     else:
-        embedder = _RunEmbedder(model, batch_size)
+        embedder = _RunEmbedder(model, batch_size, device, precision)
     folder, out = Path(folder), Path(out)
     cache = Path(cache_dir) if cache_dir else paths.home() / "embeddings"
     cache = cache / embedder.fingerprint
@@ -190,19 +198,23 @@ def index_corpus(
     corpus_root: str | os.PathLike | None = None,
     backend: str = DEFAULT_BACKEND,
     progress: bool = True,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> IndexReport:
     """Index every track of a corpus (all splits, the unlabeled one included) with its audio and listening
-    data, and its metadata (title, artist, tags with score ≥ the run's threshold, audio path)."""
+    data, and its metadata (title, artist, tags with score ≥ the run's threshold, audio path); the run embeds on
+    ``device`` in ``precision``."""
     import torch
 
     from retrieval.config import expand_path
     from retrieval.data.corpus import load_corpus
     from retrieval.data.features import FeatureStore
+    from retrieval.devices import autocast, check_precision, model_device
     from retrieval.embedding import embed_batches
     from retrieval.model import TrackInputs
     from retrieval.runs import load_run
 
-    run = load_run(run_dir)
+    run = load_run(run_dir, device=device)
     config = run.config
     corpus = load_corpus(Path(corpus_root) if corpus_root else expand_path(config.data.root))
     report = IndexReport(Path(out))
@@ -247,7 +259,8 @@ def index_corpus(
             has_listening=has_listening[batch],
         )
 
-    vectors = embed_batches(run.model, len(ids), inputs_for, config.eval.batch_size).numpy()
+    with autocast(model_device(run.model), check_precision(precision, key="precision")):
+        vectors = embed_batches(run.model, len(ids), inputs_for, config.eval.batch_size).numpy()
     tagged = corpus.track_tags[corpus.track_tags["score"] >= config.data.min_score]
     tags_of = tagged.groupby("song_id")["cleaned_tag"].agg(lambda t: tuple(dict.fromkeys(t)))
     tracks = corpus.tracks.reindex(ids)

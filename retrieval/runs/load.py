@@ -48,6 +48,15 @@ class Run:
     def task(self) -> str:
         return self.config.task
 
+    def placed(self, device: str | None = None, precision: str | None = None) -> tuple[torch.device, str]:
+        """Move the model to ``device`` (None: the run's ``train.device``) → (that device, ``precision`` or the
+        run's ``train.precision``), for evaluation where it was trained (:mod:`retrieval.devices`)."""
+        from retrieval.devices import check_precision, resolve_device
+
+        where = resolve_device(device or self.config.train.device, key="--device" if device else "train.device")
+        self.model.to(where)
+        return where, check_precision(precision or self.config.train.precision, key="--precision")
+
     def text_encoder(self):
         """The word tower's input encoder this run was trained with (never retrains), reading words it lacks
         through the run's tags when ``model.text.backoff`` is ``sentence``."""

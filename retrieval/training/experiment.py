@@ -195,11 +195,14 @@ def train_run(config: Config, out: str | Path, resume: bool = False, progress: b
         group.close()
 
 
-def evaluate_run(run: str | Path, split: str = "test", progress: bool = True) -> dict:
-    """Evaluate a trained run on ``split``; writes RUN/metrics.json and RUN/category_map.png."""
+def evaluate_run(run: str | Path, split: str = "test", progress: bool = True, device: str | None = None,
+                 precision: str | None = None) -> dict:
+    """Evaluate a trained run on ``split`` on ``device`` in ``precision`` (None: the run's ``train.device`` /
+    ``train.precision``); writes RUN/metrics.json and RUN/category_map.png."""
     from retrieval.evaluation import plot_category_map, seen_unseen
 
     loaded = load_run(run)
+    where, precision = loaded.placed(device, precision)
     modality = loaded.config.model.modality
     data, _ = prepare_data(
         loaded.config,
@@ -208,7 +211,8 @@ def evaluate_run(run: str | Path, split: str = "test", progress: bool = True) ->
         need_audio=modality != "cultural",
         need_listening=True,
     )
-    summary = evaluate_split(loaded.model, data, split, loaded.config)
+    with autocast(where, precision):
+        summary = evaluate_split(loaded.model, data, split, loaded.config)
     if loaded.config.data.unseen_tags:
         summary["seen_unseen"] = seen_unseen(summary, loaded.config.data.unseen_tags)
     summary["split"] = split

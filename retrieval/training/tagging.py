@@ -163,12 +163,16 @@ def _audio_seconds_per_second(model: TaggingModel, config: Config, ids: list[str
             torch.get_num_threads()}
 
 
-def evaluate_tagging_run(run: str | Path, split: str = "test", progress: bool = True) -> dict:
-    """Tag ``split`` whole-track; macro ROC-AUC / PR-AUC, per category, parameters and speed → RUN/metrics.json."""
+def evaluate_tagging_run(run: str | Path, split: str = "test", progress: bool = True, device: str | None = None,
+                         precision: str | None = None) -> dict:
+    """Tag ``split`` whole-track on ``device`` in ``precision`` (None: the run's); macro ROC-AUC / PR-AUC, per
+    category, parameters and speed → RUN/metrics.json."""
     loaded = load_run(run, task="tagging")
+    where, precision = loaded.placed(device, precision)
     config = loaded.config
     data, _ = prepare_data(config, vocabulary=loaded.vocabulary, progress=progress, need_listening=False)
-    probabilities = split_probabilities(loaded.model, data, split, config.eval.n_crops, config.eval.batch_size)
+    with autocast(where, precision):
+        probabilities = split_probabilities(loaded.model, data, split, config.eval.n_crops, config.eval.batch_size)
     summary = tagging_summary(probabilities, data.splits[split].labels.numpy(), loaded.vocabulary)
     summary.update({
         "split": split,
@@ -178,6 +182,7 @@ def evaluate_tagging_run(run: str | Path, split: str = "test", progress: bool = 
         "parameters": sum(p.numel() for p in loaded.model.parameters()),
         "input_seconds": loaded.model.backbone.input_samples / loaded.model.mel.sample_rate,
         "n_crops": config.eval.n_crops,
+        "device": str(where), "precision": precision,
         **_audio_seconds_per_second(loaded.model, config, list(data.splits[split].ids), config.eval.n_crops),
     })
     write_text_atomic(loaded.folder / "metrics.json", json.dumps(summary, indent=2))
