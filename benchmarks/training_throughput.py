@@ -150,7 +150,7 @@ def precision_table(towers: list[str], steps: int, rounds: int, batch: int | Non
             cosine = torch.nn.functional.cosine_similarity(trainer.embed(crops, trainer.config.train.precision),
                                                            exact).min().item()
             rate = statistics.median(rates[name])
-            print(f"| {tower} | {base.train.batch_size} | {name} | {rate:.1f} | {rate / fp32:.2f} | {cosine:.5f} |")
+            print(f"| {tower} | {base.train.batch_size} | {name} | {rate:.1f} | {rate / fp32:.2f} | {cosine:.6f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     print(f"torch {torch.__version__}; threads {torch.get_num_threads()}; native bf16 CPU "
           f"(avx512_bf16/amx_bf16): {cpu_has_bf16()}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
-    modality_table(args.config, args.modalities.split(","), args.steps, args.batch)
-    print()
-    precision_table(args.towers.split(","), args.steps, args.rounds, args.batch)
+    modalities = [m for m in args.modalities.split(",") if m]
+    if modalities:  # --modalities "" skips the table
+        modality_table(args.config, modalities, args.steps, args.batch)
+        print()
+    precision_table([t for t in args.towers.split(",") if t], args.steps, args.rounds, args.batch)
     return 0
 
 

@@ -51,15 +51,6 @@ class ExperimentData:
     input_frames: int
     excluded: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def random_inputs(self, split: str, rows: torch.Tensor, generator: torch.Generator) -> TrackInputs:
-        """Training inputs for tracks ``rows`` of ``split``: one random crop each."""
-        data = self.splits[split]
-        index = rows.tolist()
-        crops = None
-        if self.features is not None:
-            crops = self.features.random_crops([data.ids[i] for i in index], self.input_frames, generator)
-        return self._inputs(data, rows, crops)
-
     def track_inputs(self, split: str, rows: Sequence[int], n_crops: int) -> TrackInputs:
         """Whole-track inputs: ``n_crops`` equally spaced crops per track (the paper's evaluation)."""
         data = self.splits[split]

@@ -67,9 +67,10 @@ def run_is_complete(run: str | Path, config: Config) -> bool:
     if not last.exists() or not (checkpoint_dir(run) / "best.ckpt").exists():
         return False
     payload = load_checkpoint(last)
-    # through config_from_dict, so a key added to Config since (stored without it) compares at its default
-    saved = config_from_dict(payload["config"]).to_dict()
-    return saved == config.to_dict() and payload["train_state"]["epoch"] >= config.train.epochs
+    # through config_from_dict, so a key added to Config since (stored without it) compares at its default;
+    # where it ran (device, precision, workers) does not make it another run
+    saved = config_from_dict(payload["config"])
+    return not config_changes(saved, config) and payload["train_state"]["epoch"] == config.train.epochs
 
 
 @dataclass
