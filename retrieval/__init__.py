@@ -15,13 +15,15 @@ Modules:
     data           the published formats (MSD500, Taste Profile, splits, audio locator) and the demo corpus.
     encoders       audio backbones, word towers (word2vec | sentence), listening factors (ALS).
     config         frozen dataclass configs loaded from YAML.
+    devices        train.device / train.precision made concrete: device names, autocast, loss scaling, layout.
     errors         the exceptions raised for bad input.
     fileio         atomic writes (files and folders) and the pickle-free ``.npy`` reader.
     vectors        ``unit_rows``: the one row normalisation outside the model.
     paths          where demo corpora, models and indexes live (``$RETRIEVAL_HOME``).
     embedding      whole-track embedding (N equally spaced crops, fixed batch shape).
     runs           a trained run: build a model from a config, the checkpoint format, the run folder, load_run.
-    training       triplet mining, the loss, the loop, retrieval and tagging trainers, tasks, comparison tables.
+    training       triplet mining, the loss, the loop, step-seeded batches (DataLoader), torchrun DDP, retrieval
+                   and tagging trainers, tasks, comparison tables.
     tagging        tagging-task models: whole-track prediction, robustness, attention maps.
     augment        waveform augmentation (noisy student) and the robustness perturbations.
     api            Retriever, load(), search(): what users call.

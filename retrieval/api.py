@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from retrieval.devices import model_device
 from retrieval.encoders.text.spelling import Speller
 from retrieval.errors import DataError, InputError, RetrievalError
 from retrieval.index.base import Hit
@@ -148,7 +149,8 @@ class Retriever:
     def _embed_corrected(self, texts: list[str]) -> np.ndarray:
         vectors = np.asarray(self.text_encoder.encode(texts), dtype=np.float32)
         if len(texts) > _SMALL_BATCH:
-            return self.model.encode_text(torch.from_numpy(vectors)).numpy()
+            queries = torch.from_numpy(vectors).to(model_device(self.model))
+            return self.model.encode_text(queries).float().cpu().numpy()
         if self._projector is None:  # the loaded model is frozen: its numpy snapshot stays valid
             self._projector = self.model.query_projector()
         return self._projector(vectors)
@@ -168,7 +170,8 @@ class Retriever:
         """(n_tags, dim) vectors of the vocabulary tags (computed once; do not modify)."""
         if self._tag_vectors is None:
             with torch.inference_mode():
-                self._tag_vectors = self.model.encode_text(self.run.vocabulary.vectors).numpy()
+                tags = self.run.vocabulary.vectors.to(model_device(self.model))
+                self._tag_vectors = self.model.encode_text(tags).float().cpu().numpy()
             self._unit_tags = unit_rows(self._tag_vectors, _NORM_EPS)
         return self._tag_vectors
 
@@ -329,12 +332,14 @@ def locate(path: str | os.PathLike | None = None) -> tuple[Path, Path]:
     raise DataError(path, f"neither an index folder (no {MODEL_FILE}) nor a run folder (no checkpoints/)")
 
 
-def load(path: str | os.PathLike | None = None) -> Retriever:
+def load(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> Retriever:
     """Load a retriever from an index folder (with ``model.json``), a run folder (using ``RUN/index``) or the
     name of a pretrained model (``retrieval models``: "musicnn-mtt", "musicnn-msd", "vgg-mtt", "vgg-msd"; a
     :class:`~retrieval.pretrained.retriever.PretrainedRetriever`, which tags files without an index).
 
     ``None`` loads the demo retriever from :func:`retrieval.paths.demo_index_path` (``$RETRIEVAL_HOME``).
+    ``device``: where the trained run's model embeds audio and batches of queries (``auto``, ``cpu``, ``cuda``,
+    ``cuda:N``, ``mps``); vectors come back as float32 numpy whatever it is.
 
     Raises:
         DataError: nothing there, with the command that creates it.
@@ -352,7 +357,7 @@ def load(path: str | os.PathLike | None = None) -> Retriever:
 
         return PretrainedRetriever(described["pretrained"], index_dir=path)
     run_dir, index_dir = locate(path)
-    run = load_run(run_dir)
+    run = load_run(run_dir, device=device)
     index = None
     if index_dir.exists():
         from retrieval.index import load_index

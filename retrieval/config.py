@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,7 @@ from typing import Any, Literal
 from retrieval.audio import MelConfig
 from retrieval.errors import ConfigError
 
+_CUDA_NAME = re.compile(r"cuda(:\d+)?")
 Modality = Literal["audio", "cultural", "concat", "gated"]
 SamplerName = Literal["random", "balanced"]
 NegativeName = Literal["uniform", "weighted"]
@@ -40,6 +42,7 @@ BackoffName = Literal["none", "sentence"]
 SizeName = Literal["paper", "demo"]
 PretrainedName = Literal["mtt", "msd"]
 TaskName = Literal["retrieval", "tagging"]
+PrecisionName = Literal["fp32", "bf16", "fp16"]
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,18 @@ class TrainConfig:
 
     ``augment``: a preset of :data:`retrieval.augment.PRESETS` applied to every training crop of the audio tower
     (cut from cached waveforms, augmented, then turned into the tower's features); ``none`` trains on the cached
-    features themselves. ``timbre`` changes EQ, filters, room and noise but neither level nor pitch."""
+    features themselves. ``timbre`` changes EQ, filters, room and noise but neither level nor pitch.
+
+    Where and how it runs (:mod:`retrieval.devices`); none of these may change the sampled rows, so a run can be
+    resumed on another machine:
+
+    - ``device``: ``auto`` (the first CUDA device, else MPS, else the CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``.
+    - ``precision``: ``fp32``; ``bf16`` / ``fp16`` autocast the forward passes (fp16 with loss scaling on CUDA).
+    - ``channels_last``: the audio tower's convolutions in NHWC layout; null: on for CUDA, and for bf16 on CPUs
+      with native bfloat16 (AVX-512 BF16 / AMX), off elsewhere (``benchmarks/training_throughput.py``).
+    - ``workers``: data-loader processes reading crops from the feature cache (0: in the training process);
+      ``batch_size`` is the global batch: under ``torchrun`` each of N processes takes batch_size / N rows.
+    """
 
     sampler: SamplerName = "balanced"
     negatives: NegativeName = "weighted"
@@ -160,9 +174,18 @@ class TrainConfig:
     epochs: int = 200
     steps: int = 78
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
+    precision: PrecisionName = "fp32"
+    channels_last: bool | None = None
+    workers: int = 0
     num_threads: int | None = None
     eval_every: int = 1
+
+    def __post_init__(self) -> None:
+        # Only the spelling here: whether the device exists is asked where it is used (a run trained on a GPU
+        # is still evaluated on a laptop).
+        if self.device not in ("auto", "cpu", "mps") and not _CUDA_NAME.fullmatch(self.device):
+            raise ConfigError(f"'train.device' = {self.device!r} is not allowed; choose auto, cpu, cuda, cuda:N or mps")
 
 
 @dataclass(frozen=True)
@@ -244,7 +267,7 @@ BOUNDS: dict[type, dict[str, Bound]] = {
     ModelConfig: {"embed_dim": COUNT, "hidden_dim": COUNT, "dropout": Bound(0, 1, high_open=True)},
     TrainConfig: {
         "margin": NON_NEGATIVE, "lr": POSITIVE, "weight_decay": NON_NEGATIVE, "batch_size": COUNT,
-        "epochs": COUNT, "steps": COUNT, "num_threads": COUNT, "eval_every": COUNT,
+        "epochs": COUNT, "steps": COUNT, "num_threads": COUNT, "eval_every": COUNT, "workers": NON_NEGATIVE,
     },
     EvalConfig: {"n_crops": COUNT, "k": COUNT, "batch_size": COUNT},
     TaggingConfig: {"unlabeled_share": Bound(0, 1)},

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from retrieval.audio import whole_track_crops
+from retrieval.devices import model_device
 from retrieval.errors import InputError
 from retrieval.model import JointModel, TrackInputs
 
@@ -38,23 +39,23 @@ def _pad(x: torch.Tensor | None, size: int) -> torch.Tensor | None:
 def embed_batches(
     model: JointModel, n: int, inputs_for: Callable[[list[int]], TrackInputs], batch_size: int
 ) -> torch.Tensor:
-    """Index-space vectors of ``n`` tracks → (n, model.output_dim).
+    """Index-space vectors of ``n`` tracks → (n, model.output_dim) float32 on the CPU, computed on the model's
+    device (in the caller's autocast precision, if any).
 
     Args:
         inputs_for: rows → :class:`TrackInputs` of those tracks (features as (B, n_crops, n_mels, frames)).
         batch_size: tracks per forward pass (every pass padded to this size).
     """
     model.eval()
+    device = model_device(model)
     out = []
     for start in range(0, n, batch_size):
         rows = list(range(start, min(start + batch_size, n)))
         inputs = inputs_for(rows)
-        padded = TrackInputs(
-            features=_pad(inputs.features, batch_size),
-            listening=_pad(inputs.listening, batch_size),
-            has_listening=_pad(inputs.has_listening, batch_size),
-        )
-        out.append(model.encode_tracks(padded)[: len(rows)])
+        padded = TrackInputs(*(None if x is None else _pad(x, batch_size).to(device) for x in
+                               (inputs.features, inputs.listening, inputs.has_listening)))
+        # float32 on the CPU whatever the model's device and autocast precision
+        out.append(model.encode_tracks(padded)[: len(rows)].float().cpu())
     return torch.cat(out) if out else torch.zeros(0, model.output_dim)
 
 

@@ -165,7 +165,7 @@ class JointModel(nn.Module):
         x_pred = F.normalize(self.cold_start(x_audio.detach()), dim=-1)
         if tracks.listening is None:  # no listening data at all (tracks nobody has played): all cold start
             return {"audio": x_audio, "cultural": x_pred, "cultural_predicted": x_pred, "cultural_target": x_pred,
-                    "has_listening": torch.zeros(len(x_audio), dtype=torch.bool)}
+                    "has_listening": torch.zeros(len(x_audio), dtype=torch.bool, device=x_audio.device)}
         x_real = F.normalize(self.listening(tracks.listening), dim=-1)
         has = tracks.has_listening.to(x_real.dtype).unsqueeze(-1)
         return {
@@ -219,13 +219,21 @@ class JointModel(nn.Module):
             {"shared": cos} for single-space models; for gated {"fused": s, "audio": cos_a, "cultural": cos_c}
             where s mixes the two with the query's gate.
         """
-        text = self.text_parts(word_vectors)
-        if self.modality != "gated":
-            return {"shared": text["shared"] @ track_parts["shared"].T}
-        cos_audio = text["audio"] @ track_parts["audio"].T
-        cos_cultural = text["cultural"] @ track_parts["cultural"].T
-        g = self.gate_weight(word_vectors).unsqueeze(-1)
-        return {"fused": g * cos_audio + (1 - g) * cos_cultural, "audio": cos_audio, "cultural": cos_cultural}
+        gate = self.gate_weight(word_vectors) if self.modality == "gated" else None
+        return part_similarities(self.text_parts(word_vectors), track_parts, gate)
+
+
+def part_similarities(text: dict[str, torch.Tensor], tracks: dict[str, torch.Tensor],
+                      gate: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """:meth:`JointModel.similarities` from embeddings already computed (:meth:`JointModel.text_parts`,
+    :meth:`JointModel.track_parts` and, for the gated model, :meth:`JointModel.gate_weight` (B_q,)), e.g. gathered
+    from every process of a distributed step. No parameters: only the towers that produced the parts learn."""
+    if gate is None:
+        return {"shared": text["shared"] @ tracks["shared"].T}
+    cos_audio = text["audio"] @ tracks["audio"].T
+    cos_cultural = text["cultural"] @ tracks["cultural"].T
+    g = gate.unsqueeze(-1)
+    return {"fused": g * cos_audio + (1 - g) * cos_cultural, "audio": cos_audio, "cultural": cos_cultural}
 
 
 @dataclass(frozen=True)

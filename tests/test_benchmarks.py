@@ -54,7 +54,7 @@ def test_query_encoding_smoke(tiny_index: Path) -> None:
 
 @pytest.mark.parametrize("name", ["search_latency", "taste_profile_read", "audio_memory", "demo_build",
                                   "audio_embedding", "tagging_speed", "musicnn_fidelity",
-                                  "pretrained_on_demo"])
+                                  "pretrained_on_demo", "training_throughput"])
 def test_self_contained_benchmarks_run_at_smoke_size(name: str, tmp_path: Path) -> None:
     root = BENCHMARKS.parent
     env = {**os.environ, "PYTHONPATH": str(root), "RETRIEVAL_HOME": str(tmp_path)}
@@ -62,3 +62,28 @@ def test_self_contained_benchmarks_run_at_smoke_size(name: str, tmp_path: Path) 
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert re.search(r"\d+\.\d+", done.stdout), done.stdout[-2000:]  # it printed its figures
+
+
+def test_gpu_check_runs_its_cpu_path(tmp_path: Path) -> None:
+    # No CUDA device in CI: the same code (train fp32 + bf16, embed files, search) at a tiny size on the CPU.
+    root = BENCHMARKS.parent
+    env = {**os.environ, "PYTHON": sys.executable, "RETRIEVAL_HOME": str(tmp_path)}
+    done = subprocess.run(["bash", str(BENCHMARKS / "gpu_check.sh"), "--cpu"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:]] == [
+        "| train", "| train", "| write 4 × 3 s WAV", "| embed 4 files", "| embed 4 files",
+        "| bf16 vs fp32 embeddings", "| search 4 tracks"]
+    for unit in ("triplets/s", "audio-s/s", "ms/query"):
+        assert re.search(rf"\d+\.?\d* {unit}", done.stdout), unit
+    assert float(re.search(r"cosine ≥ (\d\.\d+)", done.stdout).group(1)) >= 0.999
+
+
+def test_every_benchmark_has_a_smoke_size() -> None:
+    # A new benchmark without --smoke (or without a test running it) would rot unseen.
+    scripts = sorted(path.stem for path in BENCHMARKS.glob("*.py"))
+    tested = set(re.findall(r'"(\w+)(?:\.py|\.sh)?"', Path(__file__).read_text()))
+    for name in scripts:
+        assert '"--smoke"' in (BENCHMARKS / f"{name}.py").read_text(), f"benchmarks/{name}.py has no --smoke"
+        assert name in tested, f"benchmarks/{name}.py has no smoke test here"

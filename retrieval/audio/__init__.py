@@ -10,7 +10,7 @@ Modules:
                resampled exactly as the whole file would be (``RegionReader``), with the decoder quirks handled.
     frontend   ``MelConfig`` / ``MelSpectrogram`` (log-mel), ``WaveConfig`` / ``WaveFrontEnd`` (raw waveform),
                ``front_end(config)``: the first layer of every audio encoder.
-    crops      ``random_crop``, ``equally_spaced_crops``, ``crop_starts`` on arrays and tensors.
+    crops      ``random_crop``, ``crop_at``, ``equally_spaced_crops``, ``crop_starts`` on arrays and tensors.
     files      whole files → model inputs: ``load_crops``, ``mel_of_file``, ``features_of_file``,
                ``whole_track_crops`` (bounded memory, only the needed regions decoded).
 
@@ -21,7 +21,7 @@ Example (the paper's evaluation input: 8 crops of 173 frames ≈ 4 s)::
     mel = MelSpectrogram(config)(torch.from_numpy(crops))    # (8, 128, 173)
 """
 
-from retrieval.audio.crops import crop_starts, equally_spaced_crops, random_crop
+from retrieval.audio.crops import crop_at, crop_starts, equally_spaced_crops, random_crop
 from retrieval.audio.decode import (
     DEFAULT_BLOCK_S,
     SUPPORTED_FORMATS,
@@ -50,6 +50,7 @@ __all__ = [
     "load_audio",
     "load_crops",
     "mel_of_file",
+    "crop_at",
     "random_crop",
     "stream_audio",
     "whole_track_crops",

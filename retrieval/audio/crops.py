@@ -92,3 +92,22 @@ def random_crop(x: ArrayT, length: int, generator: torch.Generator) -> ArrayT:
         return _pad_last(x, length)
     start = int(torch.randint(total - length + 1, (1,), generator=generator))
     return x[..., start : start + length]
+
+
+def crop_at(x: ArrayT, length: int, fraction: float) -> ArrayT:
+    """The window of ``length`` along the last axis starting ``fraction`` ∈ [0, 1) of the way into the valid
+    starts: ``start = ⌊fraction · (T − length + 1)⌋`` (a uniform ``fraction`` gives :func:`random_crop`'s
+    distribution). Lets a batch's crop positions be drawn before the tracks are read (data-loader workers,
+    :mod:`retrieval.training.batches`). An input shorter than ``length`` is zero-padded at its end.
+
+    Example:
+        >>> crop_at(np.arange(10), 4, 0.5).tolist()
+        [3, 4, 5, 6]
+    """
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    total = x.shape[-1]
+    if total <= length:
+        return _pad_last(x, length)
+    start = min(int(fraction * (total - length + 1)), total - length)
+    return x[..., start : start + length]

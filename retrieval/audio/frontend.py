@@ -177,8 +177,13 @@ class MelSpectrogram(torch.nn.Module):
             wave: ``(..., T)`` float32 samples at ``config.sample_rate``, ``T > n_fft // 2``.
 
         Returns:
-            ``(..., n_mels, frames)`` float32.
+            ``(..., n_mels, frames)`` float32, also under a bf16 / fp16 autocast (features do not depend on the
+            network's precision: the feature cache holds them).
         """
+        with torch.autocast(wave.device.type, enabled=False):
+            return self._log_mel(wave.float())
+
+    def _log_mel(self, wave: torch.Tensor) -> torch.Tensor:
         min_samples = self.config.n_fft // 2 + 1
         if wave.shape[-1] < min_samples:
             raise ValueError(

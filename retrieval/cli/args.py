@@ -44,6 +44,16 @@ def add_set_option(parser: argparse.ArgumentParser, help: str = "override a conf
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=help)
 
 
+def add_device_options(parser: argparse.ArgumentParser, default: str | None = "cpu") -> None:
+    """``--device`` (auto, cpu, cuda, cuda:N, mps) and ``--precision`` (fp32, bf16, fp16) of a command that runs a
+    model (:mod:`retrieval.devices`); ``default`` None: the run's own ``train.device`` / ``train.precision``."""
+    where = "the run's train.device" if default is None else default
+    parser.add_argument("--device", default=default, help=f"auto, cpu, cuda, cuda:N or mps (default {where})")
+    parser.add_argument("--precision", default=None if default is None else "fp32", choices=["fp32", "bf16", "fp16"],
+                        help="network precision (autocast; default " + ("the run's" if default is None else "fp32")
+                        + ")")
+
+
 def add_json_option(parser: argparse.ArgumentParser) -> None:
     """``--json``: print machine-readable JSON instead of the table."""
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

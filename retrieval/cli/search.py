@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from retrieval.cli.args import Commands, add_json_option, positive_int, print_json, unit_float
+from retrieval.cli.args import Commands, add_device_options, add_json_option, positive_int, print_json, unit_float
 
 DEFAULT_INDEX = "the demo index ($RETRIEVAL_HOME/demo/index)"
 
@@ -27,11 +27,11 @@ def _index(args: argparse.Namespace) -> int:
                              "feature cache in this process")
     if args.corpus:
         report = index_corpus(args.model, args.out, corpus_root=args.source, backend=args.backend,
-                              progress=not args.quiet)
+                              progress=not args.quiet, device=args.device, precision=args.precision)
     else:
         report = index_folder(args.model, args.source, args.out, backend=args.backend, cache_dir=args.cache_dir,
                               progress=not args.quiet, engine=args.engine, address=args.address,
-                              workers=args.workers)
+                              workers=args.workers, device=args.device, precision=args.precision)
     print(report.format())
     return 0
 
@@ -160,6 +160,7 @@ def add_commands(commands: Commands) -> None:
                        help="with --engine ray: the cluster to join (default: start a local one on 127.0.0.1)")
     index.add_argument("--workers", type=positive_int, default=None,
                        help="with --engine ray: actors, one model each (default: one per CPU of the cluster)")
+    add_device_options(index)
     index.set_defaults(func=_index)
 
     search = commands.add_parser("search", help="tracks for a text query")

@@ -6,7 +6,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from retrieval.cli.args import Commands, add_json_option, add_set_option, positive_int, print_json
+from retrieval.cli.args import (
+    Commands,
+    add_device_options,
+    add_json_option,
+    add_set_option,
+    positive_int,
+    print_json,
+)
 
 CONFIG_HELP = "a shipped config name (demo, tagging/fcn, msd500/hybrid_word2vec, ...) or a YAML file"
 
@@ -28,7 +35,8 @@ def _evaluate_run(args: argparse.Namespace) -> int:
 
     if args.other_render is not None:
         return _evaluate_other_render(args)
-    summary = evaluate_task(args.run, split=args.split, progress=not args.quiet)
+    summary = evaluate_task(args.run, split=args.split, progress=not args.quiet, device=args.device,
+                            precision=args.precision)
     if args.json:
         print_json({k: v for k, v in summary.items() if k != "per_tag"})
     else:
@@ -152,5 +160,6 @@ def add_evaluations(evaluations: Commands) -> None:
     run.add_argument("--other-render", nargs="?", const="", metavar="DIR",
                      help="compare MAP on the demo test split with MAP on the generalisation set in DIR (built "
                      "there if missing; default: other_render beside the run's demo corpus)")
+    add_device_options(run, default=None)
     add_json_option(run)
     run.set_defaults(func=_evaluate_run)

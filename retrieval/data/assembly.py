@@ -52,18 +52,6 @@ class ExperimentData:
     excluded: dict[str, dict[str, int]] = field(default_factory=dict)
     train_crops: AugmentedCrops | None = None
 
-    def random_inputs(self, split: str, rows: torch.Tensor, generator: torch.Generator) -> TrackInputs:
-        """Training inputs for tracks ``rows`` of ``split``: one random crop each (augmented, for the train split,
-        when :attr:`train_crops` is set)."""
-        data = self.splits[split]
-        ids = [data.ids[i] for i in rows.tolist()]
-        crops = None
-        if split == "train" and self.train_crops is not None:
-            crops = self.train_crops(ids, generator)
-        elif self.features is not None:
-            crops = self.features.random_crops(ids, self.input_frames, generator)
-        return self._inputs(data, rows, crops)
-
     def track_inputs(self, split: str, rows: Sequence[int], n_crops: int) -> TrackInputs:
         """Whole-track inputs: ``n_crops`` equally spaced crops per track (the paper's evaluation)."""
         data = self.splits[split]
@@ -122,8 +110,10 @@ class AugmentedCrops:
         self.front_end = front_end(self.mel)
 
     @torch.no_grad()
-    def __call__(self, ids: Sequence[str], generator: torch.Generator) -> torch.Tensor:
-        waves = self.waves.random_crops(ids, self.samples, generator)[:, 0]  # (B, samples)
+    def crops_at(self, ids: Sequence[str], fractions: Sequence[float], generator: torch.Generator) -> torch.Tensor:
+        """The crops of ``ids`` starting at ``fractions`` of their free range (as
+        :meth:`FeatureStore.crops_at`), each augmented with draws from ``generator``."""
+        waves = self.waves.crops_at(ids, self.samples, fractions)[:, 0]  # (B, samples)
         return self.front_end(self.augment(waves, generator))[..., : self.frames]
 
 

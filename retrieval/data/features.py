@@ -24,7 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from retrieval.audio import FrontEndConfig, WaveConfig, equally_spaced_crops, features_of_file, random_crop
+from retrieval.audio import (
+    FrontEndConfig,
+    WaveConfig,
+    crop_at,
+    equally_spaced_crops,
+    features_of_file,
+    random_crop,
+)
 from retrieval.data.audio_locator import sharded_path
 from retrieval.errors import AudioError
 from retrieval.fileio import atomic_path
@@ -151,6 +158,15 @@ class FeatureStore:
     def random_crops(self, ids: Sequence[str], frames: int, generator: torch.Generator) -> torch.Tensor:
         """One random crop of ``frames`` frames per track → (B, n_mels, frames) float32 (zero-padded if short)."""
         crops = [random_crop(self.load(i), frames, generator) for i in ids]
+        if not crops:
+            return torch.zeros(0, self.config.n_mels, frames)
+        return torch.from_numpy(np.stack(crops).astype(np.float32))
+
+    def crops_at(self, ids: Sequence[str], frames: int, fractions: Sequence[float]) -> torch.Tensor:
+        """The crop of ``frames`` frames starting ``fractions[i]`` of the way into track ``ids[i]``
+        (:func:`retrieval.audio.crop_at`) → (B, n_mels, frames) float32: random crops whose positions were drawn
+        before the tracks are read."""
+        crops = [crop_at(self.load(i), frames, float(f)) for i, f in zip(ids, fractions, strict=True)]
         if not crops:
             return torch.zeros(0, self.config.n_mels, frames)
         return torch.from_numpy(np.stack(crops).astype(np.float32))

@@ -55,12 +55,13 @@ class FrozenFeatures:
         from tqdm.auto import tqdm
 
         self.network.eval()
+        device = next(self.network.parameters()).device
         for start in tqdm(range(0, len(ids), BATCH), desc="frozen tower", unit="batch", disable=not progress):
             chunk = ids[start:start + BATCH]
             patches = np.stack([equally_spaced_crops(np.asarray(self.store.load(i), dtype=np.float32), self.frames,
                                                      PATCHES) for i in chunk])  # (b, P, n_mels, frames)
-            _, penultimate = self.network(torch.from_numpy(patches).flatten(0, 1))
-            vectors = penultimate.unflatten(0, (len(chunk), PATCHES)).numpy().astype(np.float32)
+            _, penultimate = self.network(torch.from_numpy(patches).flatten(0, 1).to(device))
+            vectors = penultimate.unflatten(0, (len(chunk), PATCHES)).float().cpu().numpy()
             for track_id, v in zip(chunk, vectors, strict=True):
                 with atomic_path(self._path(track_id)) as tmp, open(tmp, "wb") as f:
                     np.save(f, v)
@@ -74,6 +75,12 @@ class FrozenFeatures:
     def random_crops(self, ids: Sequence[str], frames: int, generator: torch.Generator) -> torch.Tensor:
         """One cached patch per track, at random → (B, D, 1)."""
         picks = torch.randint(PATCHES, (len(ids),), generator=generator).tolist()
+        return torch.from_numpy(np.stack([self.load(i)[p] for i, p in zip(ids, picks, strict=True)]))[..., None]
+
+    def crops_at(self, ids: Sequence[str], frames: int, fractions: Sequence[float]) -> torch.Tensor:
+        """The cached patch nearest ``fractions[i]`` of the way into track ``ids[i]`` → (B, D, 1) (training
+        batches draw their crop positions before reading: :mod:`retrieval.training.batches`)."""
+        picks = [min(int(f * PATCHES), PATCHES - 1) for f in fractions]
         return torch.from_numpy(np.stack([self.load(i)[p] for i, p in zip(ids, picks, strict=True)]))[..., None]
 
     def track_crops(self, ids: Sequence[str], frames: int, n_crops: int) -> torch.Tensor:

@@ -135,11 +135,14 @@ def read_cached(path: Path, dim: int) -> np.ndarray | None:
 class _RunEmbedder:
     """A trained run as :func:`index_folder`'s embedder: decode → the audio tower's crops → index-space vectors."""
 
-    def __init__(self, run_dir: str | os.PathLike, batch_size: int):
+    def __init__(self, run_dir: str | os.PathLike, batch_size: int, device: str = "cpu", precision: str = "fp32"):
+        from retrieval.devices import check_precision
         from retrieval.runs import load_run
 
-        self.run = load_run(run_dir)
-        self.fingerprint = self.run.fingerprint
+        self.run = load_run(run_dir, device=device)
+        self.precision = check_precision(precision, key="precision")
+        # vectors of another precision are other vectors: their own per-file cache
+        self.fingerprint = self.run.fingerprint + ("" if precision == "fp32" else f"-{precision}")
         self.dim = self.run.model.output_dim
         self.batch_size = batch_size
 
@@ -153,24 +156,27 @@ class _RunEmbedder:
         """Prepared inputs → (len(prepared), d) vectors, one row per file."""
         import torch
 
+        from retrieval.devices import autocast, model_device
         from retrieval.embedding import embed_crops
 
-        return embed_crops(self.run.model, torch.stack(prepared), self.batch_size).numpy()
+        with autocast(model_device(self.run.model), self.precision):
+            return embed_crops(self.run.model, torch.stack(prepared), self.batch_size).numpy()
 
     def write(self, out: Path, ids: Sequence[str], vectors: np.ndarray, catalogue, backend: str) -> None:
         _write_index(out, self.run, ids, vectors, catalogue, backend)
 
 
-def make_embedder(model: str | os.PathLike, batch_size: int):
+def make_embedder(model: str | os.PathLike, batch_size: int, device: str = "cpu", precision: str = "fp32"):
     """The embedder of ``model`` (a trained run folder, or a pretrained model's name): ``prepare(path)`` decodes
-    one file, ``embed(prepared)`` gives one vector per file, ``write(...)`` saves the index, ``fingerprint``."""
+    one file, ``embed(prepared)`` gives one vector per file, ``write(...)`` saves the index, ``fingerprint``. A
+    run embeds on ``device`` in ``precision`` (:mod:`retrieval.devices`)."""
     from retrieval.pretrained.tagger import PRETRAINED
 
     if str(model) in PRETRAINED:
         from retrieval.pretrained.retriever import PretrainedEmbedder
 
         return PretrainedEmbedder(str(model))
-    return _RunEmbedder(model, batch_size)
+    return _RunEmbedder(model, batch_size, device, precision)
 
 
 def embed_batch(embedder, batch: Sequence[tuple[Path, Path]]) -> tuple[dict[Path, np.ndarray], dict[str, str]]:
@@ -222,9 +228,12 @@ def index_folder(
     engine: str = "local",
     address: str | None = None,
     workers: int | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> IndexReport:
     """Index every audio file under ``folder`` (see module docstring) with ``model``: a trained run folder, or
-    the name of a pretrained model (``retrieval models``: e.g. "musicnn-mtt").
+    the name of a pretrained model (``retrieval models``: e.g. "musicnn-mtt"). A run embeds on ``device`` in
+    ``precision`` (:mod:`retrieval.devices`).
 
     Track ids are the files' paths relative to ``folder``; the catalogue records titles (file stems) and paths.
 
@@ -249,7 +258,7 @@ def index_folder(
     # The destination is checked (and locked) before any embedding: a bad --out fails in a second, not an hour.
     check_replaceable(out)
     with folder_lock(out):
-        embedder = make_embedder(model, batch_size)
+        embedder = make_embedder(model, batch_size, device, precision)
         cache = make_folder(Path(cache_dir) if cache_dir else paths.home() / "embeddings", "--cache-dir")
         cache = make_folder(cache / embedder.fingerprint, "--cache-dir")
         sweep_old_temporaries(cache)
@@ -324,23 +333,26 @@ def index_corpus(
     corpus_root: str | os.PathLike | None = None,
     backend: str = DEFAULT_BACKEND,
     progress: bool = True,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> IndexReport:
     """Index every track of a corpus (all splits, the unlabeled one included) with its audio and listening
-    data, and its metadata (title, artist, tags with score ≥ the run's threshold, audio path). The destination
-    is checked and locked first (see :func:`index_folder`)."""
+    data, and its metadata (title, artist, tags with score ≥ the run's threshold, audio path); the run embeds on
+    ``device`` in ``precision``. The destination is checked and locked first (see :func:`index_folder`)."""
     from retrieval.runs import load_run
 
     check_replaceable(Path(out))
     with folder_lock(out):
-        return _index_corpus(load_run(run_dir), Path(out), corpus_root, backend, progress)
+        return _index_corpus(load_run(run_dir, device=device), Path(out), corpus_root, backend, progress, precision)
 
 
-def _index_corpus(run, out: Path, corpus_root, backend: str, progress: bool) -> IndexReport:
+def _index_corpus(run, out: Path, corpus_root, backend: str, progress: bool, precision: str) -> IndexReport:
     import torch
 
     from retrieval.config import expand_path
     from retrieval.data.corpus import load_corpus
     from retrieval.data.features import FeatureStore
+    from retrieval.devices import autocast, check_precision, model_device
     from retrieval.embedding import embed_batches
     from retrieval.model import TrackInputs
 
@@ -388,7 +400,8 @@ def _index_corpus(run, out: Path, corpus_root, backend: str, progress: bool) -> 
             has_listening=has_listening[batch],
         )
 
-    vectors = embed_batches(run.model, len(ids), inputs_for, config.eval.batch_size).numpy()
+    with autocast(model_device(run.model), check_precision(precision, key="precision")):
+        vectors = embed_batches(run.model, len(ids), inputs_for, config.eval.batch_size).numpy()
     tagged = corpus.track_tags[corpus.track_tags["score"] >= config.data.min_score]
     tags_of = tagged.groupby("song_id")["cleaned_tag"].agg(lambda t: tuple(dict.fromkeys(t)))
     tracks = corpus.tracks.reindex(ids)

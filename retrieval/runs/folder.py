@@ -46,8 +46,13 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
+#: Keys a resumed run may change: its length, and where and how it runs (a run started on a GPU may go on on a CPU).
+RESUMABLE_CHANGES = frozenset({"train.epochs", "train.device", "train.precision", "train.channels_last",
+                               "train.workers", "train.num_threads"})
+
+
 def config_changes(old: Config, new: Config) -> list[str]:
-    """Dotted keys whose values differ between two configs, except ``train.epochs`` (a run may be extended)."""
+    """Dotted keys whose values differ between two configs, except :data:`RESUMABLE_CHANGES`."""
 
     def flat(d: dict, prefix: str = "") -> dict:
         out = {}
@@ -56,7 +61,7 @@ def config_changes(old: Config, new: Config) -> list[str]:
         return out
 
     a, b = flat(old.to_dict()), flat(new.to_dict())
-    return sorted(k for k in a.keys() | b.keys() if k != "train.epochs" and a.get(k) != b.get(k))
+    return sorted(k for k in a.keys() | b.keys() if k not in RESUMABLE_CHANGES and a.get(k) != b.get(k))
 
 
 def run_is_complete(run: str | Path, config: Config) -> bool:
@@ -65,9 +70,10 @@ def run_is_complete(run: str | Path, config: Config) -> bool:
     if not last.exists() or not (checkpoint_dir(run) / "best.ckpt").exists():
         return False
     payload = load_checkpoint(last)
-    # through config_from_dict, so a key added to Config since (stored without it) compares at its default
-    saved = config_from_dict(payload["config"]).to_dict()
-    return saved == config.to_dict() and payload["train_state"]["epoch"] >= config.train.epochs
+    # through config_from_dict, so a key added to Config since (stored without it) compares at its default;
+    # where it ran (device, precision, workers) does not make it another run
+    saved = config_from_dict(payload["config"])
+    return not config_changes(saved, config) and payload["train_state"]["epoch"] == config.train.epochs
 
 
 @dataclass
@@ -106,8 +112,8 @@ class RunFolder:
         changed = config_changes(config_from_dict(payload["config"]), self.config)
         if changed:
             raise ConfigError(
-                f"{self.path} was trained with a different config ({', '.join(changed)}); only train.epochs may "
-                "change when resuming: train into another --out"
+                f"{self.path} was trained with a different config ({', '.join(changed)}); only train.epochs and "
+                "where it runs (device, precision, workers, threads) may change when resuming: train into another --out"
             )
         model.load_state_dict(payload["model"])
         saved = payload["train_state"]

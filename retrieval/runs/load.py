@@ -48,14 +48,25 @@ class Run:
     def task(self) -> str:
         return self.config.task
 
+    def placed(self, device: str | None = None, precision: str | None = None) -> tuple[torch.device, str]:
+        """Move the model to ``device`` (None: the run's ``train.device``) → (that device, ``precision`` or the
+        run's ``train.precision``), for evaluation where it was trained (:mod:`retrieval.devices`)."""
+        from retrieval.devices import check_precision, resolve_device
+
+        where = resolve_device(device or self.config.train.device, key="--device" if device else "train.device")
+        self.model.to(where)
+        return where, check_precision(precision or self.config.train.precision, key="--precision")
+
     def text_encoder(self):
         """The word tower's input encoder this run was trained with (never retrains), reading words it lacks
         through the run's tags when ``model.text.backoff`` is ``sentence``."""
         return text_encoder_for(self.config, self.folder / "text", train=False, tags=self.vocabulary.tags)
 
 
-def load_run(run: str | Path, which: str = "best", task: str | None = None) -> Run:
-    """Load a trained run (``which``: "best" or "last"); ``task`` refuses a run of another task.
+def load_run(run: str | Path, which: str = "best", task: str | None = None,
+             device: str | torch.device = "cpu") -> Run:
+    """Load a trained run (``which``: "best" or "last"); ``task`` refuses a run of another task; the model is
+    put on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``: :func:`retrieval.devices.resolve_device`).
 
     Raises:
         DataError: no or unreadable checkpoint, weights that do not match their fingerprint (a corrupt file), or a
@@ -75,4 +86,7 @@ def load_run(run: str | Path, which: str = "best", task: str | None = None) -> R
     if fingerprint != payload["fingerprint"]:
         raise DataError(path, "the weights do not match the checkpoint's fingerprint (the file is corrupt); "
                         "restore it or train the run again")
+    from retrieval.devices import resolve_device
+
+    model.to(resolve_device(device, key="device"))
     return Run(run, config, model, vocabulary, fingerprint, payload)

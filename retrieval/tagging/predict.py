@@ -12,6 +12,7 @@ import torch
 
 from retrieval.data.assembly import ExperimentData
 from retrieval.data.vocabulary import Vocabulary
+from retrieval.devices import model_device
 from retrieval.tagging.model import TaggingModel
 
 __all__ = ["predict_files", "split_probabilities", "tagging_summary"]
@@ -22,8 +23,10 @@ def split_probabilities(model: TaggingModel, data: ExperimentData, split: str, n
                         batch_size: int) -> np.ndarray:
     """(n_tracks, n_tags) whole-track probabilities of every track of ``split`` (from the feature cache)."""
     model.eval()
+    device = model_device(model)
     n = len(data.splits[split].ids)
-    out = [model.predict_crops(data.track_inputs(split, range(s, min(s + batch_size, n)), n_crops).features)
+    out = [model.predict_crops(data.track_inputs(split, range(s, min(s + batch_size, n)), n_crops).features
+                               .to(device)).float().cpu()
            for s in range(0, n, batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, model.n_tags), dtype=np.float32)
 
@@ -57,4 +60,4 @@ def predict_files(model: TaggingModel, paths, n_crops: int) -> torch.Tensor:
     crops = [torch.from_numpy(whole_track_crops(p, model.mel, model.input_frames, n_crops)) for p in paths]
     if not crops:
         return torch.zeros(0, model.n_tags)
-    return model.predict_crops(torch.stack(crops).float())
+    return model.predict_crops(torch.stack(crops).float().to(model_device(model))).float().cpu()

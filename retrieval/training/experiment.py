@@ -17,10 +17,11 @@ from retrieval.config import Config, expand_path
 from retrieval.data.assembly import ExperimentData, prepare_data
 from retrieval.data.corpus import check_corpus_root
 from retrieval.data.frozen import freeze_features
+from retrieval.devices import autocast, model_device, place_model
 from retrieval.fileio import folder_lock, write_text_atomic
 from retrieval.model import JointModel
 from retrieval.runs import RunFolder, TrainState, build_model, load_run, model_args, text_encoder_for
-from retrieval.training.loop import train, training_step
+from retrieval.training.loop import TripletForward, train, training_step
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ def split_scores(
 
     model.eval()
     tracks = embed_split(model, data, split, n_crops, batch_size)
-    tags = model.encode_text(data.vocabulary.vectors)
-    return (tracks @ tags.T).numpy()
+    tags = model.encode_text(data.vocabulary.vectors.to(model_device(model))).float().cpu()
+    return tracks.numpy() @ tags.numpy().T  # numpy: float32 also under the caller's autocast
 
 
 def evaluate_split(model: JointModel, data: ExperimentData, split: str, config: Config) -> dict:
@@ -128,64 +129,95 @@ def format_generalisation(result: dict) -> str:
     return "\n".join(lines)
 
 
-def train_run(config: Config, out: str | Path, resume: bool = False, progress: bool = True) -> TrainState:
+def train_run(config: Config, out: str | Path, resume: bool = False, progress: bool = True,
+              micro: int = 1) -> TrainState:
     """Train ``config`` into run folder ``out`` (``resume``: continue from ``out/checkpoints/last.ckpt``); a
-    second process training into the same ``out`` is refused (:func:`retrieval.fileio.folder_lock`)."""
+    second process training into the same ``out`` is refused (:func:`retrieval.fileio.folder_lock`).
+
+    On ``train.device`` in ``train.precision``, crops read by ``train.workers`` data-loader processes
+    (:mod:`retrieval.training.batches`); under ``torchrun``, one rank of a data-parallel run
+    (:mod:`retrieval.training.distributed`). ``micro``: forward passes per step (each with its own batch-norm
+    statistics), what ``micro`` DDP processes compute — the reference the distributed test compares with.
+    """
     check_corpus_root(expand_path(config.data.root))  # before a run folder is made or anything trained
     with folder_lock(out):
-        return _train_run(config, out, resume, progress)
+        return _train_run(config, out, resume, progress, micro)
 
 
-def _train_run(config: Config, out: str | Path, resume: bool, progress: bool) -> TrainState:
+def _train_run(config: Config, out: str | Path, resume: bool, progress: bool, micro: int) -> TrainState:
+    from retrieval.training.batches import RetrievalBatches, batch_stream, to_device
+    from retrieval.training.distributed import Distributed
     from retrieval.training.mining import SAMPLERS
 
-    folder = RunFolder.open(config, out, resume)
-    text_encoder = text_encoder_for(config, folder.path / "text")
-    modality = config.model.modality
-    data, factors = prepare_data(
-        config,
-        text_encoder=text_encoder,
-        progress=progress,
-        need_audio=modality != "cultural",
-        need_listening=True,
-    )
-    if factors is not None:
-        factors.save(folder.path / "item_factors.npz")
-    if config.data.unseen_tags:
-        data.hold_out(config.data.unseen_tags)
-    if config.train.augment != "none" and modality != "cultural":
-        from retrieval.data.assembly import AugmentedCrops
+    group = Distributed.from_env()
+    device = group.device(config.train.device)
+    group.start(device)
+    try:
+        with group.main_first():
+            folder = RunFolder.open(config, out, resume)
+            text_encoder = text_encoder_for(config, folder.path / "text")
+            modality = config.model.modality
+            data, factors = prepare_data(
+                config,
+                text_encoder=text_encoder,
+                progress=progress and group.main,
+                need_audio=modality != "cultural",
+                need_listening=True,
+            )
+            if factors is not None and group.main:
+                factors.save(folder.path / "item_factors.npz")
+        if config.data.unseen_tags:
+            data.hold_out(config.data.unseen_tags)
+        if config.train.augment != "none" and modality != "cultural":
+            from retrieval.data.assembly import AugmentedCrops
 
-        data.train_crops = AugmentedCrops(config, data.splits["train"].ids, progress)
-    listening_dim = (
-        data.splits["train"].listening.shape[1] if data.splits["train"].listening is not None else None
-    )
-    args = model_args(config, data.vocabulary.vectors.shape[1], listening_dim)
-    torch.manual_seed(config.train.seed)
-    model = build_model(args)
-    freeze_features(data, model, progress)
-    sampler = SAMPLERS[config.train.sampler](data.splits["train"].labels)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
-    )
-    generator = torch.Generator().manual_seed(config.train.seed)
-    state = folder.restore(model, optimizer, generator) if resume else None
+            data.train_crops = AugmentedCrops(config, data.splits["train"].ids, progress and group.main)
+        listening_dim = (
+            data.splits["train"].listening.shape[1] if data.splits["train"].listening is not None else None
+        )
+        args = model_args(config, data.vocabulary.vectors.shape[1], listening_dim)
+        torch.manual_seed(config.train.seed)
+        model = place_model(build_model(args), device, config.train)
+        freeze_features(data, model, progress and group.main)
+        sampler = SAMPLERS[config.train.sampler](data.splits["train"].labels)
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay
+        )
+        generator = torch.Generator().manual_seed(config.train.seed)
+        state = folder.restore(model, optimizer, generator) if resume else None
 
-    def evaluate(m) -> float:
-        return evaluate_split(m, data, "valid", config)["map"]
+        def evaluate(m) -> float:
+            with autocast(device, config.train.precision):
+                return evaluate_split(m, data, "valid", config)["map"]
 
-    def step() -> dict:
-        return training_step(model, data, sampler, config.train, generator)
+        steps = config.train.steps
+        batches = batch_stream(
+            RetrievalBatches(data, sampler, config.train.batch_size, config.train.seed, group.shard),
+            (state.epoch if state else 0) * steps, config.train.epochs * steps,
+            workers=config.train.workers, pin_memory=device.type == "cuda",
+        )
+        forward = group.wrap(TripletForward(model), device)
+        vectors = data.vocabulary.vectors.to(device)
+        labels = data.splits["train"].labels
 
-    save = folder.saver(args, model, optimizer, generator, data.vocabulary)
-    return train(model, step, optimizer, config.train, evaluate, save, state, progress)
+        def step() -> dict:
+            return training_step(forward, to_device(next(batches), device), vectors, labels, config.train,
+                                 micro=micro, shard=group.rank * micro, gather=group.gather)
+
+        save = folder.saver(args, model, optimizer, generator, data.vocabulary)
+        return train(model, step, optimizer, config.train, evaluate, save, state, progress, main=group.main)
+    finally:
+        group.close()
 
 
-def evaluate_run(run: str | Path, split: str = "test", progress: bool = True) -> dict:
-    """Evaluate a trained run on ``split``; writes RUN/metrics.json and RUN/category_map.png."""
+def evaluate_run(run: str | Path, split: str = "test", progress: bool = True, device: str | None = None,
+                 precision: str | None = None) -> dict:
+    """Evaluate a trained run on ``split`` on ``device`` in ``precision`` (None: the run's ``train.device`` /
+    ``train.precision``); writes RUN/metrics.json and RUN/category_map.png."""
     from retrieval.evaluation import plot_category_map, seen_unseen
 
     loaded = load_run(run)
+    where, precision = loaded.placed(device, precision)
     modality = loaded.config.model.modality
     data, _ = prepare_data(
         loaded.config,
@@ -195,7 +227,8 @@ def evaluate_run(run: str | Path, split: str = "test", progress: bool = True) ->
         need_listening=True,
     )
     freeze_features(data, loaded.model, progress)
-    summary = evaluate_split(loaded.model, data, split, loaded.config)
+    with autocast(where, precision):
+        summary = evaluate_split(loaded.model, data, split, loaded.config)
     if loaded.config.data.unseen_tags:
         summary["seen_unseen"] = seen_unseen(summary, loaded.config.data.unseen_tags)
     summary["split"] = split

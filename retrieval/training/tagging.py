@@ -31,11 +31,13 @@ from retrieval.config import Config, config_from_dict, expand_path
 from retrieval.data.assembly import SPLITS, ExperimentData, config_corpus, feature_store, prepare_data
 from retrieval.data.corpus import check_corpus_root
 from retrieval.data.vocabulary import Vocabulary
+from retrieval.devices import autocast, place_model, resolve_device
 from retrieval.errors import ConfigError, DataError, InputError, MissingFileError
 from retrieval.fileio import folder_lock, write_text_atomic
 from retrieval.runs import RunFolder, TrainState, build_model, checkpoint_dir, load_run, run_is_complete, tagging_args
 from retrieval.tagging.model import TaggingModel
 from retrieval.tagging.predict import predict_files, split_probabilities, tagging_summary
+from retrieval.training.batches import TaggingBatches, batch_stream, seed_dropout, step_generator, to_device
 from retrieval.training.loop import train
 
 log = logging.getLogger(__name__)
@@ -82,19 +84,23 @@ class _NoisyBatches:
         self.data = data
         self.pseudo = _pseudo_labels(expand_path(config.tagging.teacher), config, data.splits[UNLABELED].ids,
                                      data.vocabulary, progress)
-        self.n_unlabeled = round(config.tagging.unlabeled_share * config.train.batch_size)
+        self.batch_size = config.train.batch_size
+        self.n_unlabeled = round(config.tagging.unlabeled_share * self.batch_size)
+        self.seed = config.train.seed
 
-    def __call__(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """→ waves (B, samples) and targets (B, n_tags) in [0, 1]."""
+    def __call__(self, step: int) -> dict:
+        """Step ``step``'s batch (:mod:`retrieval.training.batches`): {"step", "waves" (B, samples), "targets"
+        (B, n_tags) in [0, 1]}."""
+        generator = step_generator(self.seed, step, "batch")
         train, unlabeled = self.data.splits["train"], self.data.splits[UNLABELED]
-        rows_l = torch.randint(len(train.ids), (batch_size - self.n_unlabeled,), generator=generator)
+        rows_l = torch.randint(len(train.ids), (self.batch_size - self.n_unlabeled,), generator=generator)
         rows_u = torch.randint(len(unlabeled.ids), (self.n_unlabeled,), generator=generator)
         ids = [train.ids[r] for r in rows_l.tolist()] + [unlabeled.ids[r] for r in rows_u.tolist()]
         waves = self.waves.random_crops(ids, self.samples, generator)[:, 0]  # (B, samples)
         if self.augment is not None:
             waves = self.augment(waves, generator)
         targets = torch.cat([train.labels[rows_l].float(), self.pseudo[rows_u]])
-        return waves, targets
+        return {"step": step, "waves": waves, "targets": targets}
 
 
 def train_tagging_run(config: Config, out: str | Path, resume: bool = False, progress: bool = True) -> TrainState:
@@ -119,25 +125,27 @@ def _train_tagging_run(config: Config, out: str | Path, resume: bool, progress: 
         raise DataError(config.data.root, f"the corpus has no '{UNLABELED}' split for the noisy student")
     args = tagging_args(config, len(data.vocabulary.tags))
     torch.manual_seed(config.train.seed)
-    model = build_model(args, "tagging")
+    device = resolve_device(config.train.device)
+    model = place_model(build_model(args, "tagging"), device, config.train)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     generator = torch.Generator().manual_seed(config.train.seed)
     state = folder.restore(model, optimizer, generator) if resume else None
-    labels = data.splits["train"].labels
-    batches = _NoisyBatches(config, data, model, progress) if noisy else None
+    make = (_NoisyBatches(config, data, model, progress) if noisy
+            else TaggingBatches(data, config.train.batch_size, config.train.seed))
+    steps = config.train.steps
+    batches = batch_stream(make, (state.epoch if state else 0) * steps, config.train.epochs * steps,
+                           workers=config.train.workers, pin_memory=device.type == "cuda")
 
     def step() -> dict:
-        if batches is not None:
-            waves, targets = batches(config.train.batch_size, generator)
-            logits = model(waves)
-        else:
-            rows = torch.randint(len(data.splits["train"].ids), (config.train.batch_size,), generator=generator)
-            logits = model.forward_features(data.random_inputs("train", rows, generator).features)
-            targets = labels[rows].float()
-        return {"loss": F.binary_cross_entropy_with_logits(logits, targets), "clips": len(targets)}
+        batch = to_device(next(batches), device)
+        seed_dropout(config.train.seed, batch["step"], 0)
+        logits = model(batch["waves"]) if "waves" in batch else model.forward_features(batch["features"])
+        targets = batch["targets"]
+        return {"loss": F.binary_cross_entropy_with_logits(logits.float(), targets), "clips": len(targets)}
 
     def evaluate(m) -> float:
-        probabilities = split_probabilities(m, data, "valid", config.eval.n_crops, config.eval.batch_size)
+        with autocast(device, config.train.precision):
+            probabilities = split_probabilities(m, data, "valid", config.eval.n_crops, config.eval.batch_size)
         return tagging_summary(probabilities, data.splits["valid"].labels.numpy(), data.vocabulary)["pr_auc"]
 
     save = folder.saver(args, model, optimizer, generator, data.vocabulary)
@@ -162,12 +170,16 @@ def _audio_seconds_per_second(model: TaggingModel, config: Config, ids: list[str
             torch.get_num_threads()}
 
 
-def evaluate_tagging_run(run: str | Path, split: str = "test", progress: bool = True) -> dict:
-    """Tag ``split`` whole-track; macro ROC-AUC / PR-AUC, per category, parameters and speed → RUN/metrics.json."""
+def evaluate_tagging_run(run: str | Path, split: str = "test", progress: bool = True, device: str | None = None,
+                         precision: str | None = None) -> dict:
+    """Tag ``split`` whole-track on ``device`` in ``precision`` (None: the run's); macro ROC-AUC / PR-AUC, per
+    category, parameters and speed → RUN/metrics.json."""
     loaded = load_run(run, task="tagging")
+    where, precision = loaded.placed(device, precision)
     config = loaded.config
     data, _ = prepare_data(config, vocabulary=loaded.vocabulary, progress=progress, need_listening=False)
-    probabilities = split_probabilities(loaded.model, data, split, config.eval.n_crops, config.eval.batch_size)
+    with autocast(where, precision):
+        probabilities = split_probabilities(loaded.model, data, split, config.eval.n_crops, config.eval.batch_size)
     summary = tagging_summary(probabilities, data.splits[split].labels.numpy(), loaded.vocabulary)
     summary.update({
         "split": split,
@@ -177,6 +189,7 @@ def evaluate_tagging_run(run: str | Path, split: str = "test", progress: bool = 
         "parameters": sum(p.numel() for p in loaded.model.parameters()),
         "input_seconds": loaded.model.backbone.input_samples / loaded.model.mel.sample_rate,
         "n_crops": config.eval.n_crops,
+        "device": str(where), "precision": precision,
         **_audio_seconds_per_second(loaded.model, config, list(data.splits[split].ids), config.eval.n_crops),
     })
     write_text_atomic(loaded.folder / "metrics.json", json.dumps(summary, indent=2))

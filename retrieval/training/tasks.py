@@ -32,15 +32,17 @@ def train_task(config: Config, out: str | Path, resume: bool = False, progress: 
     return train_run(config, out, resume=resume, progress=progress)
 
 
-def evaluate_task(run: str | Path, split: str = "test", progress: bool = True) -> dict:
-    """Evaluate a run folder with its task's protocol; writes ``RUN/metrics.json``."""
+def evaluate_task(run: str | Path, split: str = "test", progress: bool = True, device: str | None = None,
+                  precision: str | None = None) -> dict:
+    """Evaluate a run folder with its task's protocol on ``device`` in ``precision`` (None: the run's
+    ``train.device`` / ``train.precision``); writes ``RUN/metrics.json``."""
     if run_task(run) == "tagging":
         from retrieval.training.tagging import evaluate_tagging_run
 
-        return evaluate_tagging_run(run, split, progress=progress)
+        return evaluate_tagging_run(run, split, progress=progress, device=device, precision=precision)
     from retrieval.training.experiment import evaluate_run
 
-    return evaluate_run(run, split, progress=progress)
+    return evaluate_run(run, split, progress=progress, device=device, precision=precision)
 
 
 def format_summary(summary: dict) -> str:

@@ -187,14 +187,11 @@ class SentenceEncoder:
         return encoder
 
 
-@functools.cache
 def fastest_precision() -> str:
-    """"int8" where the CPU has int8 dot-product instructions (VNNI, AMX), else "fp32"."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:  # not Linux: the exact model
-        return "fp32"
-    return "int8" if _INT8_FLAGS.intersection(flags) else "fp32"
+    """"int8" where the CPU has int8 dot-product instructions (VNNI, AMX), else "fp32" (and off Linux)."""
+    from retrieval.devices import cpu_flags
+
+    return "int8" if _INT8_FLAGS & cpu_flags() else "fp32"
 
 
 @functools.cache

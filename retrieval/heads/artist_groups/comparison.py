@@ -91,6 +91,8 @@ class ArtistFactorConfig:
         listening_factors: ALS vector size of the listening factor.
         listening_iterations: ALS sweeps.
         head_c: inverse regularisation of the logistic-regression genre head.
+        device: where the networks train (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+        precision: ``fp32``, or ``bf16`` / ``fp16`` autocast (:mod:`retrieval.devices`).
     """
 
     seed: int = 0
@@ -111,6 +113,8 @@ class ArtistFactorConfig:
     listening_factors: int = 32
     listening_iterations: int = 15
     head_c: float = 1.0
+    device: str = "cpu"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
     def __post_init__(self) -> None:
         positive = ("n_groups", "patch_frames", "n_patches", "feature_dim", "epochs", "batch_size", "n_mfcc",
@@ -159,9 +163,10 @@ def _factor_features(inputs: ArtistGroupInputs, factors: Sequence[str]) -> tuple
     return features, notes
 
 
-def compare_schemes(inputs: ArtistGroupInputs, config: ArtistFactorConfig, device: str | torch.device = "cpu",
+def compare_schemes(inputs: ArtistGroupInputs, config: ArtistFactorConfig, device: str | torch.device | None = None,
                     progress: bool = False) -> dict[str, Any]:
-    """Train every scheme on ``inputs``' train tracks and score genre prediction on its test tracks.
+    """Train every scheme on ``inputs``' train tracks and score genre prediction on its test tracks, on
+    ``device`` (None: ``config.device``) in ``config.precision``.
 
     Returns:
         ``{"rows": [{"scheme", "factors", "accuracy", "macro_f1", "train_s"}], "groups": {factor: K},
@@ -172,6 +177,7 @@ def compare_schemes(inputs: ArtistGroupInputs, config: ArtistFactorConfig, devic
     """
     from tqdm.auto import tqdm
 
+    device = config.device if device is None else device
     is_train = inputs.splits == TRAIN_SPLIT
     has_genre = inputs.genres != NO_GENRE
     genre_train = np.flatnonzero(is_train & has_genre)
@@ -192,9 +198,9 @@ def compare_schemes(inputs: ArtistGroupInputs, config: ArtistFactorConfig, devic
         train_patch_classifier(
             model, patches, {t: torch.tensor(y) for t, y in task_targets.items()}, torch.tensor(rows),
             epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, weight_decay=config.weight_decay,
-            generator=torch.Generator().manual_seed(config.seed), device=device,
+            generator=torch.Generator().manual_seed(config.seed), device=device, precision=config.precision,
         )
-        feats, probs = track_outputs(model, patches, config.batch_size, device)
+        feats, probs = track_outputs(model, patches, config.batch_size, device, config.precision)
         return feats.numpy(), probs, time.perf_counter() - started
 
     def transfer(feats: np.ndarray) -> dict[str, float]:
@@ -250,7 +256,7 @@ def run_artist_factor_comparison(
     out_dir: str | Path,
     config: ArtistFactorConfig | str | Path | None = None,
     *,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Run the four schemes on a corpus folder (MSD500 layout, e.g. the demo corpus) and write the table.
@@ -262,7 +268,7 @@ def run_artist_factor_comparison(
         corpus_root: the corpus folder (needs ``splits/`` and ``audio/``).
         out_dir: where the results go (created).
         config: an :class:`ArtistFactorConfig`, a YAML path, or None for the defaults.
-        device: torch device of the networks.
+        device: torch device of the networks (None: ``config.device``).
         progress: show progress bars.
 
     Returns:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from retrieval.devices import autocast, check_precision, grad_scaler, resolve_device
 from retrieval.heads.artist_groups.networks import PatchClassifier
 
 __all__ = ["classification_scores", "fit_genre_head", "track_outputs", "train_patch_classifier"]
@@ -35,6 +36,7 @@ def train_patch_classifier(
     weight_decay: float,
     generator: torch.Generator,
     device: str | torch.device = "cpu",
+    precision: str = "fp32",
 ) -> list[float]:
     """Train ``model`` to predict each track's class per task from its patches (Adam, summed cross-entropy).
 
@@ -49,6 +51,7 @@ def train_patch_classifier(
         weight_decay: Adam weight decay.
         generator: draws the visiting order (seed it for reproducible training).
         device: where the model and batches live.
+        precision: ``fp32``, or ``bf16`` / ``fp16`` autocast of the forward pass (:mod:`retrieval.devices`).
 
     Returns:
         Mean training loss of each epoch.
@@ -58,6 +61,8 @@ def train_patch_classifier(
     for task, y in targets.items():
         if (y[rows] < 0).any() or (y[rows] >= model.n_classes[task]).any():
             raise ValueError(f"task {task!r}: training rows need targets in [0, {model.n_classes[task]})")
+    device = resolve_device(device, key="device")
+    scaler = grad_scaler(device, check_precision(precision, key="precision"))
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
@@ -70,11 +75,13 @@ def train_patch_classifier(
         for start in range(0, order.shape[0], batch_size):
             track, patch = order[start : start + batch_size].T
             mel = patches[track, patch].to(device=device, dtype=torch.float32)
-            logits = model(mel)
-            loss = sum(loss_fn(logits[task], targets[task][track].to(device)) for task in logits)
+            with autocast(device, precision):
+                logits = model(mel)
+            loss = sum(loss_fn(logits[task].float(), targets[task][track].to(device)) for task in logits)
             optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             total += loss.item() * track.shape[0]
         history.append(total / order.shape[0])
     return history
@@ -86,6 +93,7 @@ def track_outputs(
     patches: torch.Tensor,
     batch_size: int,
     device: str | torch.device = "cpu",
+    precision: str = "fp32",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Track-level outputs: means over each track's patches.
 
@@ -98,6 +106,7 @@ def track_outputs(
         ``(features, probabilities)``: features (n_tracks, feature_dim) = mean penultimate features;
         probabilities {task: (n_tracks, n_classes)} = mean softmax.
     """
+    device = resolve_device(device, key="device")
     model.to(device).eval()
     n_tracks, n_patches = patches.shape[:2]
     step = max(1, batch_size // n_patches)
@@ -105,10 +114,13 @@ def track_outputs(
     for start in range(0, n_tracks, step):
         chunk = patches[start : start + step]
         mel = chunk.flatten(0, 1).to(device=device, dtype=torch.float32)  # (b · n_patches, n_mels, frames)
-        feats = model.features(mel)
+        with autocast(device, precision):
+            feats = model.features(mel)
+            logits = {task: head(feats).float() for task, head in model.heads.items()}
+        feats = feats.float()
         features.append(feats.unflatten(0, (chunk.shape[0], n_patches)).mean(dim=1).cpu())
-        for task, head in model.heads.items():
-            probs = head(feats).softmax(dim=-1).unflatten(0, (chunk.shape[0], n_patches)).mean(dim=1)
+        for task in model.heads:
+            probs = logits[task].softmax(dim=-1).unflatten(0, (chunk.shape[0], n_patches)).mean(dim=1)
             probabilities[task].append(probs.cpu())
     return torch.cat(features), {task: torch.cat(p) for task, p in probabilities.items()}
 

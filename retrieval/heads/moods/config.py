@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from retrieval.errors import ConfigError
 from retrieval.heads.probe import TrainSettings
@@ -21,7 +22,8 @@ class MoodConfig:
         lr: peak learning rate (Adam). weight_decay: Adam weight decay.
         batch_size, epochs, warmup_epochs: see :class:`~retrieval.heads.probe.TrainSettings`.
         patience: early stopping on validation AP (None: train every epoch, as the paper does).
-        threshold: decision threshold for P / R / F1. seed: seeds everything. device: "cpu", "cuda", ...
+        threshold: decision threshold for P / R / F1. seed: seeds everything. device: ``auto``, ``cpu``,
+        ``cuda``, ``cuda:N``, ``mps``. precision: ``fp32``, ``bf16`` or ``fp16`` (autocast, :mod:`retrieval.devices`).
     """
 
     n_layers: int = 4
@@ -36,11 +38,12 @@ class MoodConfig:
     threshold: float = 0.5
     seed: int = 0
     device: str = "cpu"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
                              epochs=self.epochs, warmup_epochs=self.warmup_epochs, patience=self.patience,
-                             seed=self.seed, device=self.device)
+                             seed=self.seed, device=self.device, precision=self.precision)
 
 
 

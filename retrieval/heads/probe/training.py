@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from retrieval.devices import autocast, check_precision, grad_scaler, resolve_device
 from retrieval.heads.probe.metrics import tagging_metrics
 from retrieval.heads.probe.model import Tagger
 from retrieval.heads.probe.networks import Standardize
@@ -36,7 +37,9 @@ class TrainSettings:
         batch_size: tracks per step. epochs: passes over the training set (at most).
         warmup_epochs: epochs of linear warm-up from 0 to ``lr`` before the cosine decay to 0.
         patience: stop after this many epochs without a better validation PR-AUC (None: never stop early).
-        seed: seeds initialisation, shuffling and dropout. device: where to train ("cpu", "cuda", ...).
+        seed: seeds initialisation, shuffling and dropout. device: where to train (``auto``, ``cpu``, ``cuda``,
+        ``cuda:N``, ``mps``). precision: ``fp32``, or ``bf16`` / ``fp16`` autocast of the forward pass
+        (:mod:`retrieval.devices`; fp16 with loss scaling on CUDA).
     """
 
     lr: float = 1e-3
@@ -47,6 +50,7 @@ class TrainSettings:
     patience: int | None = 10
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"
 
 
 def _check_xy(x: np.ndarray, y: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +110,8 @@ def fit_tagger(tagger: Tagger, x_train: np.ndarray, y_train: np.ndarray, x_valid
                          f"({x_train.shape[1]} → {y_train.shape[1]})")
     if len(x_train) < 2:
         raise ValueError(f"need at least 2 training rows, got {len(x_train)}")
-    device = torch.device(settings.device)
+    device = resolve_device(settings.device, key="device")
+    scaler = grad_scaler(device, check_precision(settings.precision, key="precision"))
     tagger.to(device)
     x = torch.from_numpy(x_train).to(device)
     y = torch.from_numpy(y_train).to(device)
@@ -129,10 +134,12 @@ def fit_tagger(tagger: Tagger, x_train: np.ndarray, y_train: np.ndarray, x_valid
             total, seen = 0.0, 0
             for rows in _batches(len(x), settings.batch_size, generator):
                 rows = rows.to(device)
-                loss = loss_fn(tagger(x[rows]), y[rows])
+                with autocast(device, settings.precision):
+                    loss = loss_fn(tagger(x[rows]).float(), y[rows])
                 optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
                 schedule.step()
                 total += float(loss.detach()) * len(rows)
                 seen += len(rows)
