@@ -2,7 +2,9 @@
 
 Folder indexing (``retrieval index DIR --model RUN --out INDEX``):
 
-- walks ``DIR`` for audio files (.wav .flac .ogg .mp3 .aiff .aif), in sorted order;
+- walks ``DIR`` for audio files (:data:`AUDIO_EXTENSIONS`: libsndfile's formats, and AAC / M4A, Opus, WMA, ...
+  through FFmpeg), in sorted order; every other file is reported as skipped with the reason, none is ignored;
+- reads each file's title / artist / album / genre / year tags into the catalogue (file stem when untitled);
 - embeds in batches with a progress bar, streaming each file (a 10-minute track costs a few tens of MB);
 - caches each file's vector under ``<cache>/<model fingerprint>/<sha256 of the file's bytes>.npy``, written
   atomically as soon as it is computed: a re-run embeds only new or changed files, and an interrupted run
@@ -29,7 +31,8 @@ from retrieval.fileio import atomic_path, write_text_atomic
 from retrieval.index.catalogue import make_catalogue
 from retrieval.index.registry import DEFAULT_BACKEND, create_index
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".m4b", ".aac", ".alac", ".wma",
+                    ".aiff", ".aif", ".webm", ".mka", ".wv", ".ape")
 _HASH_BLOCK = 1 << 20
 
 
@@ -42,13 +45,18 @@ class IndexReport:
     embedded: int = 0
     cached: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
+    #: indexed files whose own tags gave at least one of title / artist / album / genre / year (folders only)
+    tagged: int | None = None
 
     def format(self) -> str:
         lines = [
             f"index {self.out}: {self.indexed} tracks ({self.embedded} embedded now, {self.cached} from cache)",
         ]
+        if self.tagged is not None:
+            lines.append(f"file tags (title, artist, album, genre, year) read from {self.tagged} of {self.indexed} "
+                         "files")
         if self.skipped:
-            lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
+            lines.append(f"skipped {len(self.skipped)} file(s):")
             # Reasons from AudioError already start with the file's path.
             lines += [f"  {reason}" if reason.startswith(path) else f"  {path}: {reason}"
                       for path, reason in self.skipped.items()]
@@ -66,14 +74,30 @@ def file_hash(path: str | os.PathLike) -> str:
 
 def find_audio_files(folder: str | os.PathLike) -> list[Path]:
     """Audio files under ``folder`` (recursive, sorted; hidden files skipped)."""
+    return scan_folder(folder)[0]
+
+
+def scan_folder(folder: str | os.PathLike) -> tuple[list[Path], dict[str, str]]:
+    """The audio files under ``folder`` (recursive, sorted) and every other file with why it is passed over
+    (hidden, or not an audio extension).
+
+    Raises:
+        RetrievalError: ``folder`` is not a folder.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise RetrievalError(f"{folder}: not a folder of audio files")
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file() and not p.name.startswith(".")
-    )
+    audio, others = [], {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+        if hidden:
+            others[str(path)] = "hidden file (its name or a folder's starts with '.')"
+        elif path.suffix.lower() not in AUDIO_EXTENSIONS:
+            others[str(path)] = (f"not an audio file extension ({path.suffix or 'none'}; indexed: "
+                                 f"{' '.join(AUDIO_EXTENSIONS)})")
+        else:
+            audio.append(path)
+    return audio, others
 
 
 def _write_index(out: Path, run, ids: Sequence[str], vectors: np.ndarray, catalogue, backend: str) -> None:
@@ -125,7 +149,8 @@ def index_folder(
     """Index every audio file under ``folder`` (see module docstring) with ``model``: a trained run folder, or
     the name of a pretrained model (``retrieval models``: e.g. "musicnn-mtt").
 
-    Track ids are the files' paths relative to ``folder``; the catalogue records titles (file stems) and paths.
+    Track ids are the files' paths relative to ``folder``; the catalogue records each file's tags
+    (:func:`~retrieval.audio.metadata.read_file_tags`; the title falls back to the file stem) and its path.
     """
     from tqdm.auto import tqdm
 
@@ -142,7 +167,7 @@ def index_folder(
     cache = Path(cache_dir) if cache_dir else paths.home() / "embeddings"
     cache = cache / embedder.fingerprint
     report = IndexReport(out)
-    files = find_audio_files(folder)
+    files, report.skipped = scan_folder(folder)
     vectors: dict[Path, np.ndarray] = {}
     todo: list[tuple[Path, Path]] = []
     for path in files:
@@ -177,10 +202,23 @@ def index_folder(
         raise RetrievalError(f"{folder}: no readable audio files to index ({len(report.skipped)} skipped)")
     ordered = [p for p in files if p in vectors]
     ids = [str(p.relative_to(folder)) for p in ordered]
-    catalogue = make_catalogue(ids, titles=[p.stem for p in ordered], audio_paths=[str(p) for p in ordered])
+    catalogue, report.tagged = _folder_catalogue(ids, ordered)
     embedder.write(out, ids, np.stack([vectors[p] for p in ordered]), catalogue, backend)
     report.indexed = len(ordered)
     return report
+
+
+def _folder_catalogue(ids: Sequence[str], files: Sequence[Path]):
+    """(the catalogue of indexed files: their own tags, the file stem where a file has no title; how many files
+    had tags)."""
+    from retrieval.audio.metadata import FileTags, read_file_tags
+
+    tags = [read_file_tags(path) for path in files]
+    catalogue = make_catalogue(ids, titles=[t.title or p.stem for t, p in zip(tags, files, strict=True)],
+                          artists=[t.artist for t in tags], audio_paths=[str(p) for p in files],
+                          albums=[t.album for t in tags], genres=[t.genre for t in tags],
+                          years=[t.year for t in tags])
+    return catalogue, sum(t != FileTags() for t in tags)
 
 
 def index_corpus(
