@@ -45,14 +45,18 @@ class IndexReport:
     embedded: int = 0
     cached: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
-    #: indexed files whose own tags gave at least one of title / artist / album / genre / year (folders only)
+    #: indexed files whose own tags gave at least one of title / artist / album / genre / year (folders only;
+    #: -1: not read, mutagen is missing)
     tagged: int | None = None
 
     def format(self) -> str:
         lines = [
             f"index {self.out}: {self.indexed} tracks ({self.embedded} embedded now, {self.cached} from cache)",
         ]
-        if self.tagged is not None:
+        if self.tagged == -1:
+            lines.append("file tags not read: mutagen is missing (pip install 'retrieval[formats]'); titles are "
+                         "file names")
+        elif self.tagged is not None:
             lines.append(f"file tags (title, artist, album, genre, year) read from {self.tagged} of {self.indexed} "
                          "files")
         if self.skipped:
@@ -213,7 +217,10 @@ def _folder_catalogue(ids: Sequence[str], files: Sequence[Path]):
     had tags)."""
     from retrieval.audio.metadata import FileTags, read_file_tags
 
-    tags = [read_file_tags(path) for path in files]
+    try:
+        tags = [read_file_tags(path) for path in files]
+    except ImportError:
+        return make_catalogue(ids, titles=[p.stem for p in files], audio_paths=[str(p) for p in files]), -1
     catalogue = make_catalogue(ids, titles=[t.title or p.stem for t, p in zip(tags, files, strict=True)],
                           artists=[t.artist for t in tags], audio_paths=[str(p) for p in files],
                           albums=[t.album for t in tags], genres=[t.genre for t in tags],
