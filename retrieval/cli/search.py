@@ -171,9 +171,11 @@ def _add_export(parser: argparse.ArgumentParser) -> None:
 def add_commands(commands: Commands) -> None:
     """Add ``index``, ``search``, ``similar``, ``tag``, ``vocab`` and ``models``."""
     from retrieval.index import DEFAULT_BACKEND, INDEX_BACKENDS
+    from retrieval.index.build import AUDIO_EXTENSIONS
 
     index = commands.add_parser("index", help="index a folder of audio files (or a corpus) for search")
-    index.add_argument("source", help="folder of audio files (or, with --corpus, a corpus folder)")
+    index.add_argument("source", help="folder of audio files (or, with --corpus, a corpus folder); indexed: "
+                                      f"{' '.join(AUDIO_EXTENSIONS)}")
     index.add_argument("--model", required=True,
                        help="trained run folder, or a pretrained model name (`retrieval models`)")
     index.add_argument("--out", required=True, help="index folder to write")

@@ -97,8 +97,7 @@ def scan_folder(folder: str | os.PathLike) -> tuple[list[Path], dict[str, str]]:
         if hidden:
             others[str(path)] = "hidden file (its name or a folder's starts with '.')"
         elif path.suffix.lower() not in AUDIO_EXTENSIONS:
-            others[str(path)] = (f"not an audio file extension ({path.suffix or 'none'}; indexed: "
-                                 f"{' '.join(AUDIO_EXTENSIONS)})")
+            others[str(path)] = f"not an audio file extension ({path.suffix or 'none'})"
         else:
             audio.append(path)
     return audio, others
