@@ -75,16 +75,18 @@ def test_a_folder_of_every_format_indexes_with_its_tags_and_lists_what_it_skippe
     (music / "cover.jpg").write_bytes(b"\xff\xd8 not music")
     (music / ".hidden.mp3").write_bytes(b"")
     (music / "broken.m4a").write_bytes(np.random.default_rng(1).bytes(3000))
+    (music / "gone.flac").symlink_to(music / "deleted.flac")
     out = tmp_path / "index"
     assert main(["-q", "index", str(music), "--model", str(tiny_run), "--out", str(out),
                  "--backend", "exact", "--cache-dir", str(tmp_path / "cache")]) == 0
     printed = capsys.readouterr().out
     assert "4 tracks" in printed and "file tags (title, artist, album, genre, year) read from 4 of 4" in printed
-    assert "skipped 3 file(s)" in printed
+    assert "skipped 4 file(s)" in printed
     lines = {line.strip().split(":")[0]: line for line in printed.splitlines() if line.startswith("  ")}
     assert "not an audio file extension (.jpg" in lines[str(music / "cover.jpg")]
     assert "hidden file" in lines[str(music / ".hidden.mp3")]
     assert "FFmpeg:" in lines[str(music / "broken.m4a")]
+    assert "not a regular file" in lines[str(music / "gone.flac")]
     hits = retrieval.load(out).search("folk", k=10)
     assert {hit.track_id for hit in hits} == set(DECODERS)
     for hit in hits:

@@ -83,7 +83,7 @@ def find_audio_files(folder: str | os.PathLike) -> list[Path]:
 
 def scan_folder(folder: str | os.PathLike) -> tuple[list[Path], dict[str, str]]:
     """The audio files under ``folder`` (recursive, sorted) and every other file with why it is passed over
-    (hidden, or not an audio extension).
+    (hidden, not an audio extension, or not a regular file).
 
     Raises:
         RetrievalError: ``folder`` is not a folder.
@@ -92,9 +92,11 @@ def scan_folder(folder: str | os.PathLike) -> tuple[list[Path], dict[str, str]]:
     if not folder.is_dir():
         raise RetrievalError(f"{folder}: not a folder of audio files")
     audio, others = [], {}
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(p for p in folder.rglob("*") if not p.is_dir()):
         hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
-        if hidden:
+        if not path.is_file():
+            others[str(path)] = "not a regular file (a broken link, a pipe or a device)"
+        elif hidden:
             others[str(path)] = "hidden file (its name or a folder's starts with '.')"
         elif path.suffix.lower() not in AUDIO_EXTENSIONS:
             others[str(path)] = f"not an audio file extension ({path.suffix or 'none'})"
