@@ -16,9 +16,12 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt torch torchaudio
-	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
-	# Optional extras the tests exercise: ann (hnswlib, faiss-cpu index backends), ray (the --engine ray indexer).
-	$(PIP) install --quiet -c constraints.txt -e ".[ann,ray]"
+	# Optional extras the tests exercise: ann (hnswlib, faiss-cpu index backends), ray (the --engine ray indexer),
+	# formats (PyAV, mutagen), web (retrieval serve).
+	$(PIP) install --quiet -c constraints.txt -e ".[dev,ann,ray,formats,web]"
+	# the browser tests (tests/web) drive Debian's chromium through playwright; never `playwright install`
+	test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 	# tinysoundfont's declared pyaudio dependency is only for live playback and needs system
 	# PortAudio headers; offline rendering does not use it.
 	$(PIP) install --quiet --no-deps tinysoundfont

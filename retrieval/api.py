@@ -270,6 +270,27 @@ class Retriever:
         order = np.argsort(-scores)[:k]
         return [(names[i], float(scores[i])) for i in order]
 
+    def tag_track(self, track_id: str, k: int = 10) -> list[tuple[str, float]]:
+        """Zero-shot tags of an indexed track, best first: the ``k`` vocabulary tags nearest to its index vector
+        by the model's similarity s (as :meth:`tag` does for a file, without decoding it again).
+
+        Raises:
+            UnknownIdError: ``track_id`` is not in the index.
+        """
+        scores = self.tag_vectors() @ self._index().vectors_of([track_id])[0]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(self.run.vocabulary.tags[i], float(scores[i])) for i in order]
+
+    def track_tag_scores(self) -> tuple[list[str], list[str], np.ndarray]:
+        """Zero-shot scores of every vocabulary tag for every indexed track.
+
+        Returns:
+            (tags, the category of each tag, (n_tracks, n_tags) float32 similarities s in the index's row order).
+        """
+        index = self._index()
+        scores = index.vectors_of(index.ids.tolist()) @ self.tag_vectors().T
+        return list(self.run.vocabulary.tags), list(self.run.vocabulary.categories), scores.astype(np.float32)
+
     # ---- helpers -------------------------------------------------------------------------------------------
     def _index(self):
         if self.index is None:

@@ -165,3 +165,62 @@ def tiny_tagging_run(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: Path
     config = load_config(tiny_tagging_config_path, [f"data.root={tiny_corpus}", *TINY_CNNSA, *fit])
     train_tagging_run(config, run, progress=False)
     return run
+
+
+#: Extension → (PyAV encoder, sample rate, container) of the compressed test files :func:`encode_tone` writes.
+ENCODINGS = {".opus": ("libopus", 48000, "ogg"), ".m4a": ("aac", 44100, "ipod"), ".mp3": ("libmp3lame", 44100, "mp3"),
+             ".flac": ("flac", 44100, "flac")}
+
+
+def encode_tone(path: Path, seconds: float = 3.0, freq: float = 440.0, tags: Mapping[str, str] | None = None,
+                seed: int = 0) -> Path:
+    """Write a stereo tone with a little noise through PyAV's encoder for ``path``'s extension (:data:`ENCODINGS`)
+    and, with ``tags``, mutagen's "easy" tags (title, artist, album, genre, date: ID3 for .mp3, MP4 atoms for
+    .m4a, Vorbis comments for .opus / .flac)."""
+    import av
+    import mutagen
+    import numpy as np
+
+    codec, rate, container = ENCODINGS[path.suffix]
+    t = np.arange(int(seconds * rate)) / rate
+    noise = np.random.default_rng(seed).standard_normal(len(t))
+    signal = (0.3 * np.sin(2 * np.pi * freq * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.5 * t)) + 0.03 * noise)
+    stereo = np.stack([signal, 0.8 * signal]).astype(np.float32)
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.layout = "stereo"
+        converter = av.AudioResampler(format=stream.codec_context.codec.audio_formats[0].name, layout="stereo",
+                                      rate=rate)
+        block = 1024
+        for start in [*range(0, stereo.shape[1], block), None]:
+            if start is None:
+                frames = converter.resample(None)
+            else:
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, start:start + block]),
+                                                   format="fltp", layout="stereo")
+                frame.sample_rate, frame.pts = rate, start
+                frames = converter.resample(frame)
+            for frame in frames:
+                out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    if tags:
+        tagged = mutagen.File(str(path), easy=True)
+        if tagged.tags is None:
+            tagged.add_tags()
+        for key, value in tags.items():
+            tagged[key] = value
+        tagged.save()
+    return path
+
+
+@pytest.fixture(scope="session")
+def tagged_formats(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of one tagged 3-s file per format of :data:`ENCODINGS` (opus.opus, m4a.m4a, mp3.mp3 with ID3,
+    flac.flac): title "Song <ext>", artist "Artist <ext>", album "Album", genre "Folk", date "1999-03-04"."""
+    folder = tmp_path_factory.mktemp("formats")
+    for i, extension in enumerate(ENCODINGS):
+        name = extension[1:]
+        encode_tone(folder / f"{name}{extension}", freq=220.0 * (i + 1), seed=i,
+                    tags={"title": f"Song {name}", "artist": f"Artist {name}", "album": "Album", "genre": "Folk",
+                          "date": "1999-03-04"})
+    return folder

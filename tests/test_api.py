@@ -168,6 +168,39 @@ def test_cli_search_similar_tag(corpus_index: Path, tiny_corpus: Path, capsys) -
     assert capsys.readouterr().out.count("\n") == 3
 
 
+def test_search_results_export_as_m3u_and_csv(corpus_index: Path, tmp_path: Path, capsys) -> None:
+    import csv
+
+    playlist, table = tmp_path / "dreamy.m3u", tmp_path / "out" / "dreamy.csv"
+    assert main(["search", "dreamy", "--index", str(corpus_index), "-k", "4", "--m3u", str(playlist),
+                 "--csv", str(table)]) == 0
+    assert "wrote 4 of 4 hits to the playlist" in capsys.readouterr().err
+    hits = retrieval.load(corpus_index).search("dreamy", k=4)
+    lines = playlist.read_text().splitlines()
+    assert lines[0] == "#EXTM3U" and lines[2::2] == [str(Path(hit.audio_path).resolve()) for hit in hits]
+    assert lines[1] == f"#EXTINF:-1,{hits[0].artist} - {hits[0].title}"
+    rows = list(csv.DictReader(table.open()))
+    assert [row["track_id"] for row in rows] == [hit.track_id for hit in hits] and rows[0]["rank"] == "1"
+    assert rows[0]["tags"].split("|") == list(hits[0].tags) and float(rows[0]["score"]) == pytest.approx(hits[0].score)
+    track = hits[0].track_id
+    assert main(["similar", track, "--index", str(corpus_index), "-k", "2", "--csv", str(table)]) == 0
+    assert [row["track_id"] for row in csv.DictReader(table.open())] == [
+        hit.track_id for hit in retrieval.load(corpus_index).similar(track, k=2)]
+
+
+def test_index_detects_an_msd500_corpus_without_the_flag(tiny_run: Path, tiny_corpus: Path, tmp_path: Path,
+                                                         capsys) -> None:
+    out = tmp_path / "index"
+    assert main(["-q", "index", str(tiny_corpus), "--model", str(tiny_run), "--out", str(out),
+                 "--backend", "exact"]) == 0
+    err = capsys.readouterr().err
+    assert f"note: {tiny_corpus} is an MSD500-layout corpus" in err and str(tiny_corpus / "audio") in err
+    hits = retrieval.load(out).search("folk", k=5)
+    assert all(hit.tags and hit.artist for hit in hits)  # the corpus' tags and artists, not loose files
+    assert main(["index", str(tiny_corpus), "--model", "musicnn-mtt", "--out", str(tmp_path / "p")]) == 2
+    assert f"retrieval index {tiny_corpus}/audio --model musicnn-mtt" in capsys.readouterr().err
+
+
 def test_tag_with_a_trained_head(corpus_index: Path, tiny_run: Path, tmp_path: Path) -> None:
     from retrieval.heads.probe import train_head
 

@@ -42,6 +42,14 @@ def test_everyday_queries_smoke(tiny_index: Path, capsys) -> None:
     assert "| errors | | | 0 |" in out.out and out.err.strip() == ""
 
 
+def test_serve_latency_smoke(tiny_index: Path, capsys) -> None:
+    assert _benchmark("serve_latency").main(["--smoke", str(tiny_index)]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][1:]
+    assert [row[0][2:] for row in rows] == ["warm server: search, server-side", "warm server: HTTP round trip",
+                                           "CLI `retrieval search` (cold process)"]
+    assert [int(row[1]) for row in rows] == [10, 10, 2] and all(float(row[2]) > 0 for row in rows)
+
+
 def test_query_encoding_smoke(tiny_index: Path) -> None:
     # a subprocess: the benchmark starts one worker process per retriever (spawn re-imports the script)
     out = subprocess.run([sys.executable, str(BENCHMARKS / "query_encoding.py"), "--smoke", "--peer",

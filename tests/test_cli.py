@@ -32,6 +32,14 @@ def test_every_flag_and_argument_has_help() -> None:
     assert undocumented == []
 
 
+def test_version(capsys) -> None:
+    import retrieval
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"retrieval {retrieval.__version__}\n"
+
+
 def test_building_the_parser_imports_no_torch() -> None:
     import subprocess
     import sys

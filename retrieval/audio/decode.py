@@ -32,10 +32,13 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from retrieval.audio.compressed import DECODER as FFMPEG
+from retrieval.audio.compressed import FFmpegFile
 from retrieval.errors import AudioError
 
-SUPPORTED_FORMATS = ("WAV", "FLAC", "OGG", "MP3")
-"""Container formats the readers are tested on (libsndfile decodes a few more)."""
+SUPPORTED_FORMATS = ("WAV", "FLAC", "OGG", "MP3", "OPUS", "M4A")
+"""Formats the readers are tested on: libsndfile's, then FFmpeg's (PyAV, :mod:`retrieval.audio.compressed`) for
+what libsndfile cannot open (AAC / M4A here; WMA, WebM, ALAC and the rest of FFmpeg's decoders alike)."""
 
 DEFAULT_BLOCK_S = 30.0
 """Seconds per block yielded by ``stream_audio`` and per STFT block in ``mel_of_file``."""
@@ -70,6 +73,9 @@ MAX_RESAMPLE_KERNEL = 2**24
 22,050 is 2 : 1; 32,000 → 22,050 needs 0.3 M) but ~10⁹ for an odd rate such as 44,056 Hz, which would
 exhaust memory and take minutes."""
 
+LIBSNDFILE = "libsndfile"
+"""How :class:`AudioInfo` names the first decoder tried."""
+
 _NO_CONTINUE_FORMATS = ("MP3",)
 """Formats whose regions are each decoded by a fresh seek and a single read, never continued."""
 
@@ -96,12 +102,14 @@ class AudioInfo:
         frames: samples per channel.
         channels: channel count.
         duration_s: ``frames / sample_rate``.
+        decoder: ``"libsndfile"``, or ``"ffmpeg"`` for what libsndfile cannot open.
     """
 
     sample_rate: int
     frames: int
     channels: int
     duration_s: float
+    decoder: str = LIBSNDFILE
 
     def num_samples(self, sample_rate: int) -> int:
         """Length once resampled to ``sample_rate``: ``ceil(frames * sample_rate / self.sample_rate)``."""
@@ -118,7 +126,7 @@ def _check_rate(sample_rate: int) -> None:
         raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
 
 
-def _open(path: Path) -> sf.SoundFile:
+def _open(path: Path) -> sf.SoundFile | FFmpegFile:
     """Open ``path`` for reading, turning every way it can be unreadable into an ``AudioError``."""
     if not path.is_file():
         raise AudioError(path, "no such audio file; check the path (or the folder given to AudioLocator)")
@@ -131,17 +139,27 @@ def _open(path: Path) -> sf.SoundFile:
     try:
         handle = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError) as err:
-        reason = getattr(err, "error_string", str(err))
-        raise AudioError(
-            path,
-            f"cannot decode it ({reason}); the file is corrupt or not in a supported format "
-            f"({', '.join(SUPPORTED_FORMATS)}): re-encode it, e.g. `ffmpeg -i IN OUT.flac`",
-        ) from err
+        return _open_with_ffmpeg(path, getattr(err, "error_string", str(err)))
     problem = "holds no audio frames (empty or truncated)" if handle.frames <= 0 else _truncation(handle)
     if problem is not None:
         handle.close()
         raise AudioError(path, f"the file {problem}; re-download or re-encode it")
     return handle
+
+
+def _open_with_ffmpeg(path: Path, libsndfile_reason: str) -> FFmpegFile:
+    """The file decoded by FFmpeg, for what libsndfile cannot open (see :mod:`retrieval.audio.compressed`)."""
+    try:
+        return FFmpegFile(path)
+    except ImportError as err:
+        raise AudioError(path, f"libsndfile cannot decode it ({libsndfile_reason}) and FFmpeg (PyAV) is not "
+                         "installed: `pip install 'retrieval[formats]'`, or re-encode it as FLAC") from err
+    except ValueError as err:
+        raise AudioError(
+            path,
+            f"cannot decode it (libsndfile: {libsndfile_reason}; FFmpeg: {err}); the file is corrupt or not "
+            f"an audio format: re-encode it, e.g. `ffmpeg -i IN OUT.flac`",
+        ) from err
 
 
 def _truncation(handle: sf.SoundFile) -> str | None:
@@ -169,7 +187,9 @@ def audio_info(path: str | Path) -> AudioInfo:
     """
     path = Path(path)
     with _open(path) as handle:
-        return AudioInfo(handle.samplerate, handle.frames, handle.channels, handle.frames / handle.samplerate)
+        decoder = FFMPEG if isinstance(handle, FFmpegFile) else LIBSNDFILE
+        return AudioInfo(handle.samplerate, handle.frames, handle.channels, handle.frames / handle.samplerate,
+                         decoder)
 
 
 # numpy's float sums switch from a plain loop to pairwise summation at 8 terms.
@@ -246,9 +266,11 @@ class RegionReader:
         self.frames = self._file.frames
         self.num_samples = _resampled_length(self.frames, self.source_rate, sample_rate)
         self._o, self._n, kernel, self._context = _resample_geometry(self.source_rate, sample_rate)
-        self._preroll = MP3_SEEK_PREROLL if self._file.format == "MP3" else 0
-        self._reset_before_seek = self._file.format in _SEEK_RESET_FORMATS
-        self._can_continue = self._file.format not in _NO_CONTINUE_FORMATS
+        # libsndfile's quirks (above); an FFmpegFile is decoded whole, so its seeks and reads are exact
+        quirks = self._file.format if isinstance(self._file, sf.SoundFile) else None
+        self._preroll = MP3_SEEK_PREROLL if quirks == "MP3" else 0
+        self._reset_before_seek = quirks in _SEEK_RESET_FORMATS
+        self._can_continue = quirks not in _NO_CONTINUE_FORMATS
         self._chunk = max(1, round(DECODE_CHUNK_S * sample_rate))
         # The last decoded source chunk (mono) and its first frame; the file is positioned at its end.
         self._last: np.ndarray | None = None

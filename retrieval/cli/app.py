@@ -11,7 +11,8 @@
     retrieval evaluate artist-factors --data CORPUS --out DIR    artist-group-factor transfer (Kim et al.)
     retrieval index AUDIO_DIR --model RUN --out INDEX           index your own music (cached, resumable)
     retrieval search "dreamy" [-k 10] [--index INDEX] [--json]
-    retrieval similar TRACK_ID|FILE;  retrieval tag FILE;  retrieval vocab RUN
+    retrieval similar TRACK_ID|FILE;  retrieval tag FILE;  retrieval vocab RUN   (search/similar: --m3u/--csv FILE)
+    retrieval serve [--index INDEX | --model RUN] [--host 127.0.0.1] [--port 8765]   the local web app
     retrieval train-head --run RUN --task mood --out HEAD.pt    tagger on frozen features
     retrieval compare TABLE --out DIR                           train + evaluate several configs → table.md
     retrieval noisy-student --config C --teacher RUN --out DIR [--iterations N]   iterated noisy-student training
@@ -32,7 +33,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from retrieval.cli import data, demo, heads, search, train
+from retrieval import __version__
+from retrieval.cli import data, demo, heads, search, serve, train
 from retrieval.errors import RetrievalError, os_error
 
 __all__ = ["build_parser", "main"]
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retrieval", description=__doc__.split("\n")[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")
     commands = parser.add_subparsers(dest="command", required=True)
     demo.add_commands(commands)
     data.add_commands(commands)
@@ -61,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_evaluations(evaluations)
     search.add_commands(commands)
     heads.add_commands(commands)
+    serve.add_commands(commands)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from retrieval.cli.args import Commands, add_device_options, add_json_option, positive_int, print_json, unit_float
@@ -16,16 +17,17 @@ def _index(args: argparse.Namespace) -> int:
     from retrieval.index.build import index_corpus, index_folder
     from retrieval.pretrained.tagger import PRETRAINED
 
-    if args.corpus and args.model in PRETRAINED:
+    corpus = args.corpus or _is_corpus(args.source, args.model)
+    if corpus and args.model in PRETRAINED:
         raise RetrievalError(f"--model {args.model} is a pretrained tagger: index the corpus' audio folder "
                              f"without --corpus (e.g. `retrieval index {args.source}/audio --model {args.model} "
                              "--out INDEX`)")
     if args.engine == "local" and (args.address or args.workers):
         raise RetrievalError("--address and --workers are for --engine ray")
-    if args.corpus and args.engine != "local":
+    if corpus and args.engine != "local":
         raise RetrievalError("--engine ray indexes a folder of audio files; a corpus (--corpus) is embedded from its "
                              "feature cache in this process")
-    if args.corpus:
+    if corpus:
         report = index_corpus(args.model, args.out, corpus_root=args.source, backend=args.backend,
                               progress=not args.quiet, device=args.device, precision=args.precision)
     else:
@@ -34,6 +36,34 @@ def _index(args: argparse.Namespace) -> int:
                               workers=args.workers, device=args.device, precision=args.precision)
     print(report.format())
     return 0
+
+
+def _is_corpus(source: str, model: str) -> bool:
+    """Whether ``source`` (given without --corpus) is an MSD500-layout corpus; says what it does about it."""
+    from retrieval.data.corpus import AUDIO_DIR, SELECTED_TAGS_FILE, TRACK_TAGS_FILE
+    from retrieval.pretrained.tagger import PRETRAINED
+
+    folder = Path(source)
+    if not ((folder / TRACK_TAGS_FILE).is_file() and (folder / SELECTED_TAGS_FILE).is_file()):
+        return False
+    if model in PRETRAINED:
+        return True  # _index explains that a pretrained model indexes the corpus' audio folder
+    print(f"note: {folder} is an MSD500-layout corpus ({TRACK_TAGS_FILE}, {SELECTED_TAGS_FILE}): indexing it as a "
+          "corpus (its titles, artists, tags and listening data), as with --corpus; to index its audio as loose "
+          f"files instead, give its audio folder ({folder / AUDIO_DIR})", file=sys.stderr)
+    return True
+
+
+def _export(hits, args: argparse.Namespace) -> None:
+    """``--m3u FILE`` / ``--csv FILE``: write the hits there too (and say so on stderr)."""
+    from retrieval.index.export import write_csv, write_m3u
+
+    if args.m3u:
+        written = write_m3u(hits, args.m3u)
+        print(f"wrote {written} of {len(hits)} hits to the playlist {args.m3u}"
+              + (" (the others have no audio file)" if written < len(hits) else ""), file=sys.stderr)
+    if args.csv:
+        print(f"wrote {write_csv(hits, args.csv)} hits to {args.csv}", file=sys.stderr)
 
 
 def _hits_table(hits, as_json: bool, extra: dict | None = None) -> str:
@@ -55,6 +85,7 @@ def _search(args: argparse.Namespace) -> int:
         tags = ", ".join(f"{t} ({s:.2f})" for t, s in result.matched_tags[:5])
         print(f"query {result.query!r} → terms: {', '.join(result.terms) or '-'}; nearest tags: {tags}")
     print(_hits_table(result, args.json, extra))
+    _export(result, args)
     return 0
 
 
@@ -67,6 +98,7 @@ def _similar(args: argparse.Namespace) -> int:
     else:
         hits = retriever.similar(args.item, k=args.k)
     print(_hits_table(hits, args.json, {"query": args.item}))
+    _export(hits, args)
     return 0
 
 
@@ -137,12 +169,19 @@ def _add_index_and_k(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--index", default=None, help=f"index or run folder (default: {DEFAULT_INDEX})")
 
 
+def _add_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--m3u", default=None, metavar="FILE", help="also write the hits as an M3U playlist")
+    parser.add_argument("--csv", default=None, metavar="FILE", help="also write the hits as a CSV table")
+
+
 def add_commands(commands: Commands) -> None:
     """Add ``index``, ``search``, ``similar``, ``tag``, ``vocab`` and ``models``."""
+    from retrieval.index.build import AUDIO_EXTENSIONS
     from retrieval.index.registry import APPROXIMATE_DEFAULT, AUTO, DEFAULT_BACKEND, EXACT_BELOW, INDEX_BACKENDS
 
     index = commands.add_parser("index", help="index a folder of audio files (or a corpus) for search")
-    index.add_argument("source", help="folder of audio files (or, with --corpus, a corpus folder)")
+    index.add_argument("source", help="folder of audio files (or, with --corpus, a corpus folder); indexed: "
+                                      f"{' '.join(AUDIO_EXTENSIONS)}")
     index.add_argument("--model", required=True,
                        help="trained run folder, or a pretrained model name (`retrieval models`)")
     index.add_argument("--out", required=True, help="index folder to write")
@@ -150,7 +189,9 @@ def add_commands(commands: Commands) -> None:
                        help="exact (brute force, the reference), an approximate one (hnswlib, faiss-hnsw, "
                             "faiss-ivfpq: pip install 'retrieval[ann]'; annoy), or auto: exact below "
                             f"{EXACT_BELOW:,} tracks, else {APPROXIMATE_DEFAULT} (measured); default %(default)s")
-    index.add_argument("--corpus", action="store_true", help="SOURCE is a corpus (MSD500 layout), not a folder")
+    index.add_argument("--corpus", action="store_true",
+                       help="SOURCE is a corpus (MSD500 layout), not a folder (detected when SOURCE has "
+                            "track_tags.tsv and selected_tags.tsv)")
     index.add_argument("--cache-dir", default=None,
                        help="per-file embedding cache (default $RETRIEVAL_HOME/embeddings)")
     index.add_argument("--engine", default="local", choices=["local", "ray"],
@@ -169,12 +210,14 @@ def add_commands(commands: Commands) -> None:
     search.add_argument("--near", default=None, help="a track id to blend listening similarity toward")
     search.add_argument("--blend", type=unit_float, default=0.0, help="weight of listening similarity (0..1)")
     add_json_option(search)
+    _add_export(search)
     search.set_defaults(func=_search)
 
     similar = commands.add_parser("similar", help="tracks like an indexed track id or an audio file")
     similar.add_argument("item", help="a track id of the index, or an audio file")
     _add_index_and_k(similar, "tracks")
     add_json_option(similar)
+    _add_export(similar)
     similar.set_defaults(func=_similar)
 
     vocab = commands.add_parser("vocab", help="the tags and words a trained model knows")

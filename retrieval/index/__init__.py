@@ -13,6 +13,7 @@ Modules:
     folder        the index folder format: atomic saves, ``meta.json``, the model fingerprint check.
     catalogue     per-track metadata (title, artist, tags, audio path) and its ``catalogue.tsv``.
     build         index a corpus or a folder of your own audio with a trained run (``retrieval index``).
+    export        search results as an M3U playlist or a CSV table (``--m3u`` / ``--csv``).
 """
 
 from retrieval.index.annoy_index import AnnoyIndex

@@ -55,7 +55,7 @@ class Hit:
     Attributes:
         track_id: the catalogue id of the track.
         score: cosine similarity to the query in [-1, 1]; higher is better.
-        title, artist, tags, audio_path: catalogue metadata, when the index has a catalogue.
+        title, artist, tags, audio_path, album, genre, year: catalogue metadata, when the index has a catalogue.
     """
 
     track_id: str
@@ -64,11 +64,18 @@ class Hit:
     artist: str | None = None
     tags: tuple[str, ...] = ()
     audio_path: str | None = None
+    album: str | None = None
+    genre: str | None = None
+    year: str | None = None
 
     def __str__(self) -> str:
-        """E.g. ``0.873  Miles Davis – So What  [jazz, cool jazz]  (TRK0001)``."""
+        """E.g. ``0.873  Miles Davis – So What · Kind of Blue (1959) · Jazz  [jazz, cool jazz]  (TRK0001)``."""
         name = " – ".join(part for part in (self.artist, self.title) if part) or self.track_id
         text = f"{self.score:.3f}  {name}"
+        album = " ".join(part for part in (self.album, f"({self.year})" if self.year else None) if part)
+        for part in (album, self.genre):
+            if part:
+                text += f" · {part}"
         if self.tags:
             text += f"  [{', '.join(self.tags)}]"
         if name != self.track_id:
@@ -383,7 +390,7 @@ class HitTable:
         catalogue: table from :func:`make_catalogue` / :func:`read_catalogue` (track ids as index or column).
     """
 
-    COLUMNS = ("title", "artist", "tags", "audio_path")
+    COLUMNS = ("title", "artist", "tags", "audio_path", "album", "genre", "year")
 
     def __init__(self, catalogue: pd.DataFrame):
         table = catalogue if "track_id" not in catalogue.columns else catalogue.set_index("track_id")
@@ -402,5 +409,5 @@ class HitTable:
 
         columns = zip(track_ids, scores, *(column(name) for name in self.COLUMNS), strict=True)
         return [Hit(track_id, score, text_or_none(title), text_or_none(artist), tag_tuple(tags),
-                    text_or_none(audio_path))
-                for track_id, score, title, artist, tags, audio_path in columns]
+                    *(text_or_none(value) for value in texts))
+                for track_id, score, title, artist, tags, *texts in columns]

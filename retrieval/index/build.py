@@ -2,7 +2,9 @@
 
 Folder indexing (``retrieval index DIR --model RUN --out INDEX``):
 
-- walks ``DIR`` for audio files (.wav .flac .ogg .mp3 .aiff .aif), in sorted order;
+- walks ``DIR`` for audio files (:data:`AUDIO_EXTENSIONS`: libsndfile's formats, and AAC / M4A, Opus, WMA, ...
+  through FFmpeg), in sorted order; every other file is reported as skipped with the reason, none is ignored;
+- reads each file's title / artist / album / genre / year tags into the catalogue (file stem when untitled);
 - embeds in batches with a progress bar, streaming each file (a 10-minute track costs a few tens of MB);
 - caches each file's vector under ``<cache>/<model fingerprint>/<sha256 of the file's bytes>.npy``, written
   atomically as soon as it is computed: a re-run embeds only new or changed files, and an interrupted run
@@ -40,7 +42,8 @@ from retrieval.index.catalogue import make_catalogue
 from retrieval.index.folder import MODEL_FILE, check_replaceable
 from retrieval.index.registry import DEFAULT_BACKEND, create_index, resolve_backend
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".m4b", ".aac", ".alac", ".wma",
+                    ".aiff", ".aif", ".webm", ".mka", ".wv", ".ape")
 #: Where ``index_folder`` embeds: this process, or an actor pool on a Ray cluster.
 ENGINES = ("local", "ray")
 _HASH_BLOCK = 1 << 20
@@ -59,13 +62,22 @@ class IndexReport:
     embedded: int = 0
     cached: int = 0
     skipped: dict[str, str] = field(default_factory=dict)
+    #: indexed files whose own tags gave at least one of title / artist / album / genre / year (folders only;
+    #: -1: not read, mutagen is missing)
+    tagged: int | None = None
 
     def format(self) -> str:
         lines = [
             f"index {self.out}: {self.indexed} tracks ({self.embedded} embedded now, {self.cached} from cache)",
         ]
+        if self.tagged == -1:
+            lines.append("file tags not read: mutagen is missing (pip install 'retrieval[formats]'); titles are "
+                         "file names")
+        elif self.tagged is not None:
+            lines.append(f"file tags (title, artist, album, genre, year) read from {self.tagged} of {self.indexed} "
+                         "files")
         if self.skipped:
-            lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
+            lines.append(f"skipped {len(self.skipped)} file(s):")
             # Reasons from AudioError already start with the file's path.
             lines += [_one_line(reason if reason.startswith(path) else f"{path}: {reason}")
                       for path, reason in self.skipped.items()]
@@ -88,14 +100,31 @@ def file_hash(path: str | os.PathLike) -> str:
 
 def find_audio_files(folder: str | os.PathLike) -> list[Path]:
     """Audio files under ``folder`` (recursive, sorted; hidden files skipped)."""
+    return scan_folder(folder)[0]
+
+
+def scan_folder(folder: str | os.PathLike) -> tuple[list[Path], dict[str, str]]:
+    """The audio files under ``folder`` (recursive, sorted) and every other file with why it is passed over
+    (hidden, not an audio extension, or not a regular file).
+
+    Raises:
+        RetrievalError: ``folder`` is not a folder.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise RetrievalError(f"{folder}: not a folder of audio files")
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file() and not p.name.startswith(".")
-    )
+    audio, others = [], {}
+    for path in sorted(p for p in folder.rglob("*") if not p.is_dir()):
+        hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+        if not path.is_file():
+            others[str(path)] = "not a regular file (a broken link, a pipe or a device)"
+        elif hidden:
+            others[str(path)] = "hidden file (its name or a folder's starts with '.')"
+        elif path.suffix.lower() not in AUDIO_EXTENSIONS:
+            others[str(path)] = f"not an audio file extension ({path.suffix or 'none'})"
+        else:
+            audio.append(path)
+    return audio, others
 
 
 def model_description(out: Path, run_folder: str | os.PathLike) -> bytes:
@@ -235,7 +264,8 @@ def index_folder(
     the name of a pretrained model (``retrieval models``: e.g. "musicnn-mtt"). A run embeds on ``device`` in
     ``precision`` (:mod:`retrieval.devices`).
 
-    Track ids are the files' paths relative to ``folder``; the catalogue records titles (file stems) and paths.
+    Track ids are the files' paths relative to ``folder``; the catalogue records each file's tags
+    (:func:`~retrieval.audio.metadata.read_file_tags`; the title falls back to the file stem) and its path.
 
     Args:
         engine: "local" (this process) or "ray" (an actor pool on a Ray cluster: :mod:`retrieval.index.ray_engine`;
@@ -254,7 +284,7 @@ def index_folder(
     if engine not in ENGINES:
         raise RetrievalError(f"unknown engine {engine!r}; valid: {list(ENGINES)}")
     folder, out = Path(folder), Path(out)
-    files = find_audio_files(folder)
+    files, passed_over = scan_folder(folder)
     # The destination is checked (and locked) before any embedding: a bad --out fails in a second, not an hour.
     check_replaceable(out)
     with folder_lock(out):
@@ -262,7 +292,7 @@ def index_folder(
         cache = make_folder(Path(cache_dir) if cache_dir else paths.home() / "embeddings", "--cache-dir")
         cache = make_folder(cache / embedder.fingerprint, "--cache-dir")
         sweep_old_temporaries(cache)
-        report = IndexReport(out)
+        report = IndexReport(out, skipped=passed_over)
         vectors = _embed_files(embedder, files, folder, cache, report, batch_size, progress,
                                ray={"model": model, "address": address, "workers": workers} if engine == "ray"
                                else None)
@@ -272,8 +302,7 @@ def index_folder(
                                  + (f", e.g. {first}" if first else "") + ")")
         ordered = [p for p in files if p in vectors]
         ids = [str(p.relative_to(folder)) for p in ordered]
-        catalogue = make_catalogue(ids, titles=[p.stem for p in ordered],
-                                   audio_paths=[str(p.absolute()) for p in ordered])
+        catalogue, report.tagged = _folder_catalogue(ids, [p.absolute() for p in ordered])
         embedder.write(out, ids, np.stack([vectors[p] for p in ordered]), catalogue, backend)
     report.indexed = len(ordered)
     return report
@@ -324,6 +353,22 @@ def _embed_files(embedder, files: list[Path], folder: Path, cache: Path, report:
     report.skipped.update(skipped)
     report.embedded = len(embedded)
     return vectors
+
+
+def _folder_catalogue(ids: Sequence[str], files: Sequence[Path]):
+    """(the catalogue of indexed files: their own tags, the file stem where a file has no title; how many files
+    had tags)."""
+    from retrieval.audio.metadata import FileTags, read_file_tags
+
+    try:
+        tags = [read_file_tags(path) for path in files]
+    except ImportError:
+        return make_catalogue(ids, titles=[p.stem for p in files], audio_paths=[str(p) for p in files]), -1
+    catalogue = make_catalogue(ids, titles=[t.title or p.stem for t, p in zip(tags, files, strict=True)],
+                          artists=[t.artist for t in tags], audio_paths=[str(p) for p in files],
+                          albums=[t.album for t in tags], genres=[t.genre for t in tags],
+                          years=[t.year for t in tags])
+    return catalogue, sum(t != FileTags() for t in tags)
 
 
 def index_corpus(

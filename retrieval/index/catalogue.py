@@ -4,8 +4,11 @@ A catalogue is a DataFrame indexed by ``track_id`` with the columns of :data:`CA
 An index folder stores it as ``catalogue.tsv``: tab-separated, unquoted (so it stays greppable), tags joined with
 ``"|"``, unknown values as empty cells::
 
-    track_id   title   artist   tags             audio_path
-    TRK0001    So What Miles Davis jazz|cool jazz  /music/so_what.mp3
+    track_id   title   artist   tags             audio_path          album         genre  year
+    TRK0001    So What Miles Davis jazz|cool jazz  /music/so_what.mp3  Kind of Blue  Jazz   1959
+
+``album``, ``genre`` and ``year`` come from the files' own tags (:mod:`retrieval.audio.metadata`); a catalogue
+written before they existed reads with them empty.
 
 An ``audio_path`` is absolute, or relative to the catalogue's folder (the index folder).
 
@@ -37,7 +40,11 @@ __all__ = [
     "write_catalogue",
 ]
 
-CATALOGUE_COLUMNS: tuple[str, ...] = ("track_id", "title", "artist", "tags", "audio_path")
+CATALOGUE_COLUMNS: tuple[str, ...] = ("track_id", "title", "artist", "tags", "audio_path", "album", "genre", "year")
+#: Columns a catalogue file may lack (older indexes): read as unknown.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("album", "genre", "year")
+# The text columns (every column but the id and the tags).
+_TEXT_COLUMNS = ("title", "artist", "audio_path", *OPTIONAL_COLUMNS)
 TAG_SEPARATOR = "|"
 # Characters that would break a catalogue.tsv row (written without quoting, so it stays greppable).
 _FORBIDDEN_IN_CELLS = ("\t", "\n", "\r")
@@ -51,17 +58,21 @@ def make_catalogue(
     artists: Sequence[str | None] | None = None,
     tags: Sequence[Sequence[str]] | None = None,
     audio_paths: Sequence[str | Path | None] | None = None,
+    albums: Sequence[str | None] | None = None,
+    genres: Sequence[str | None] | None = None,
+    years: Sequence[str | None] | None = None,
 ) -> pd.DataFrame:
     """The catalogue table that :func:`attach_metadata` and :meth:`VectorIndex.save` read.
 
     Args:
         track_ids: n distinct ids.
-        titles, artists, audio_paths: n values each (None where unknown), or None for all unknown.
+        titles, artists, audio_paths, albums, genres, years: n values each (None where unknown), or None for
+            all unknown.
         tags: n sequences of tag names, or None for no tags.
 
     Returns:
-        DataFrame indexed by ``track_id`` with columns title, artist (str | None), tags (tuple[str, ...])
-        and audio_path (str | None).
+        DataFrame indexed by ``track_id`` with columns title, artist (str | None), tags (tuple[str, ...]),
+        audio_path, album, genre and year (str | None).
     """
     unknown = [None] * len(track_ids)
     frame = pd.DataFrame({
@@ -71,6 +82,9 @@ def make_catalogue(
         "tags": [()] * len(track_ids) if tags is None else [tuple(row) for row in tags],
         "audio_path": unknown if audio_paths is None else [None if path is None else str(path)
                                                            for path in audio_paths],
+        "album": unknown if albums is None else list(albums),
+        "genre": unknown if genres is None else list(genres),
+        "year": unknown if years is None else [None if year is None else str(year) for year in years],
     })
     return make_catalogue_from_frame(frame)
 
@@ -93,7 +107,7 @@ def make_catalogue_from_frame(frame: pd.DataFrame) -> pd.DataFrame:
     if duplicated.any():
         duplicates = out.index[duplicated][:_SHOW].tolist()
         raise ValueError(f"duplicate track ids in the catalogue, e.g. {duplicates}; keep one row per track")
-    for column in ("title", "artist", "audio_path"):
+    for column in _TEXT_COLUMNS:
         values = frame[column].to_numpy(dtype=object) if column in frame.columns else [None] * len(out)
         # dtype=object keeps None as None (pandas' string dtype would turn it into NaN).
         out[column] = pd.Series([text_or_none(value) for value in values], index=out.index, dtype=object)
@@ -117,6 +131,7 @@ def write_catalogue(catalogue: pd.DataFrame, path: str | Path) -> None:
         "artist": catalogue["artist"].fillna(""),
         "tags": [TAG_SEPARATOR.join(tags) for tags in catalogue["tags"]],
         "audio_path": catalogue["audio_path"].fillna(""),
+        **{column: catalogue[column].fillna("") for column in OPTIONAL_COLUMNS},
     })
     for column in CATALOGUE_COLUMNS:
         cells = table[column].astype(str)
@@ -152,7 +167,7 @@ def read_catalogue(path: str | Path) -> pd.DataFrame:
         raise DataError(path, f"cannot read the catalogue ({error}); rebuild the index with "
                         f"`{REBUILD_COMMAND}`") from error
     for column in CATALOGUE_COLUMNS:
-        if column not in table.columns:
+        if column not in table.columns and column not in OPTIONAL_COLUMNS:
             raise DataError(path, f"missing column; expected the columns {list(CATALOGUE_COLUMNS)}",
                             line=1, key=column)
     duplicated = table["track_id"].duplicated().to_numpy()

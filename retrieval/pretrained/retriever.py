@@ -166,6 +166,28 @@ class PretrainedRetriever:
         _, features = self.tagger.embed_file(path)
         return self.index.search_hits(features[None, :], k)[0]
 
+    def tag_track(self, track_id: str, k: int = 10) -> list[tuple[str, float]]:
+        """The ``k`` most probable tags of an indexed track (its stored probabilities), best first.
+
+        Raises:
+            UnknownIdError: ``track_id`` is not in the index.
+        """
+        from retrieval.errors import UnknownIdError
+
+        self._require_index()
+        rows = np.flatnonzero(self.index.ids == track_id)
+        if not len(rows):
+            raise UnknownIdError(f"track ids not in this index: [{track_id!r}]")
+        probabilities = self._probabilities[rows[0]]
+        order = np.argsort(-probabilities, kind="stable")[:k]
+        return [(self.labels[i], float(probabilities[i])) for i in order]
+
+    def track_tag_scores(self) -> tuple[list[str], list[str], np.ndarray]:
+        """(the model's tags, their category — all ``"tag"``: the published models have none —, (n_tracks, 50)
+        probabilities in the index's row order)."""
+        self._require_index()
+        return list(self.labels), ["tag"] * len(self.labels), self._probabilities
+
     def _require_index(self) -> None:
         if self.index is None:
             raise RetrievalError(f"no index for {self.name}; build one with "

@@ -450,6 +450,22 @@ def test_catalogue_tsv_round_trip_keeps_awkward_values(tmp_path: Path) -> None:
     assert back.loc["t1", "audio_path"] == str(tmp_path / "x.mp3")
 
 
+def test_file_tags_round_trip_and_older_catalogues_read_without_them(tmp_path: Path) -> None:
+    catalogue = make_catalogue(["t1", "t2"], titles=["So What", None], albums=["Kind of Blue", None],
+                               genres=["Jazz", None], years=["1959", None])
+    write_catalogue(catalogue, tmp_path / "catalogue.tsv")
+    back = read_catalogue(tmp_path / "catalogue.tsv")
+    assert back.loc["t1", ["album", "genre", "year"]].tolist() == ["Kind of Blue", "Jazz", "1959"]
+    assert back.loc["t2", ["album", "genre", "year"]].tolist() == [None, None, None]
+    hit = attach_metadata(np.array([["t1"]]), np.array([[0.5]]), back)[0][0]
+    assert (hit.album, hit.genre, hit.year) == ("Kind of Blue", "Jazz", "1959")
+    assert str(hit) == "0.500  So What · Kind of Blue (1959) · Jazz  (t1)"
+    # a catalogue.tsv written before the file tags existed (five columns) still reads
+    (tmp_path / "old.tsv").write_text("track_id\ttitle\tartist\ttags\taudio_path\nt1\tA\tB\tjazz\t\n")
+    old = read_catalogue(tmp_path / "old.tsv")
+    assert old.loc["t1", "title"] == "A" and old.loc["t1", "album"] is None and old.loc["t1", "tags"] == ("jazz",)
+
+
 def test_catalogue_errors_name_track_and_line(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'t1'"):
         write_catalogue(make_catalogue(["t1"], titles=["a\tb"]), tmp_path / "c.tsv")
@@ -468,3 +484,19 @@ def test_save_refuses_a_catalogue_missing_indexed_ids(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"no row for 1 indexed ids.*T000002"):
         index.save(tmp_path / "index", catalogue=make_catalogue(["T000000", "T000001"]))
     assert not (tmp_path / "index").exists()
+
+
+def test_results_export_as_m3u_and_csv(tmp_path: Path) -> None:
+    import csv
+
+    from retrieval.index.export import CSV_COLUMNS, write_csv, write_m3u
+
+    hits = [Hit("a", 0.9, "Alpha", "X", ("rock", "pop"), str(tmp_path / "a.mp3"), "LP", "Rock", "2001"),
+            Hit("b", 0.5, "Beta")]
+    assert write_m3u(hits, tmp_path / "p.m3u") == 1  # a playlist lists files: b has none
+    assert (tmp_path / "p.m3u").read_text() == f"#EXTM3U\n#EXTINF:-1,X - Alpha\n{tmp_path / 'a.mp3'}\n"
+    assert write_csv(hits, tmp_path / "p.csv") == 2
+    rows = list(csv.reader((tmp_path / "p.csv").open()))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert rows[1] == ["1", "a", "0.900000", "Alpha", "X", "LP", "Rock", "2001", "rock|pop", str(tmp_path / "a.mp3")]
+    assert rows[2] == ["2", "b", "0.500000", "Beta", "", "", "", "", "", ""]

@@ -92,7 +92,7 @@ def test_an_os_error_outside_the_library_is_one_line(monkeypatch: pytest.MonkeyP
     def denied(folder):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
 
-    monkeypatch.setattr(build, "find_audio_files", denied)
+    monkeypatch.setattr(build, "scan_folder", denied)
     assert main(["-q", "index", "/music", "--model", "RUN", "--out", "/tmp/x"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == ["error: /music: permission denied; fix its permissions (chmod / chown) "
