@@ -198,7 +198,7 @@ def index_folder(
         report = IndexReport(out)
         vectors = _embed_files(embedder, files, folder, cache, report, batch_size, progress)
         if not vectors:
-            first = next(iter(report.skipped.values()), "")
+            first = _one_line(next(iter(report.skipped.values()), "")).strip()  # one line, odd names escaped
             raise RetrievalError(f"{folder}: no readable audio files to index ({len(report.skipped)} skipped"
                                  + (f", e.g. {first}" if first else "") + ")")
         ordered = [p for p in files if p in vectors]
