@@ -37,6 +37,8 @@ def _torchrun(config: Path, out: Path, overrides: list[str], resume: bool = Fals
                "127.0.0.1", "--master_port", str(_free_port()), "-m", "retrieval", "-q", "train", "--config",
                str(config), "--out", str(out), *sets, *(["--resume"] if resume else [])]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    if Path("/sys/class/net/lo").exists():  # gloo's own sockets on the loopback interface too, not the LAN
+        env["GLOO_SOCKET_IFNAME"] = "lo"
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
 
