@@ -96,3 +96,13 @@ def test_resumed_ddp_run_equals_an_uninterrupted_one(ddp_run: Path, tmp_path, ti
         assert torch.equal(whole[name], resumed[name]), name
     history = load_checkpoint(interrupted / "checkpoints" / "last.ckpt")["train_state"]["history"]
     assert '"epoch": 2' in history
+
+
+def test_torchrun_refuses_a_tagging_run(tmp_path, monkeypatch, capsys) -> None:
+    from retrieval.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["train", "--config", "tagging/tiny", "--out", str(tmp_path / "run")]) == 2
+    assert "tagging runs train in one process; torchrun (DDP) trains retrieval runs" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
