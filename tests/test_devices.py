@@ -87,6 +87,18 @@ def test_bf16_training_and_a_run_loaded_on_a_device(tmp_path, tiny_corpus: Path,
     assert state.epoch == 1 and torch.isfinite(torch.tensor(state.history[0]["loss"]))
     weights = load_checkpoint(tmp_path / "bf16" / "checkpoints" / "last.ckpt")["model"]
     assert all(w.dtype in (torch.float32, torch.int64) for w in weights.values())  # autocast: fp32 master weights
+    # evaluated where and how the CLI says (default: the run's train.device / train.precision)
+    from retrieval.cli import main
+
+    assert main(["-q", "evaluate", str(tmp_path / "bf16"), "--device", "cpu", "--precision", "fp32", "--json"]) == 0
+    assert main(["-q", "evaluate", str(tmp_path / "bf16"), "--device", "cuda:99"]) == 2
+    # resuming elsewhere (another device, precision, workers) is the same run; another lr is not
+    from retrieval.runs.folder import config_changes
+
+    moved = load_config(tiny_config_path, [f"data.root={tiny_corpus}", "model.modality=audio", "train.epochs=2",
+                                           "train.precision=fp32", "train.device=auto", "train.workers=2"])
+    assert config_changes(config, moved) == []
+    assert config_changes(config, load_config(tiny_config_path, ["train.lr=1"])) != []
 
     retriever = retrieval.load(tiny_run, device="auto")
     assert next(retriever.model.parameters()).device.type == resolve_device("auto").type

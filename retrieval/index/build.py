@@ -297,7 +297,7 @@ def index_folder(
                                ray={"model": model, "address": address, "workers": workers} if engine == "ray"
                                else None)
         if not vectors:
-            first = next(iter(report.skipped.values()), "")
+            first = _one_line(next(iter(report.skipped.values()), "")).strip()  # one line, odd names escaped
             raise RetrievalError(f"{folder}: no readable audio files to index ({len(report.skipped)} skipped"
                                  + (f", e.g. {first}" if first else "") + ")")
         ordered = [p for p in files if p in vectors]

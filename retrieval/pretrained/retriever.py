@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.api import MODEL_FILE
 from retrieval.errors import DataError, RetrievalError
+from retrieval.index.folder import MODEL_FILE
 from retrieval.pretrained.tagger import PretrainedTagger
 
 __all__ = ["TAGS_FILE", "PretrainedEmbedder", "PretrainedRetriever"]

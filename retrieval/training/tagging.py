@@ -31,7 +31,7 @@ from retrieval.config import Config, config_from_dict, expand_path
 from retrieval.data.assembly import SPLITS, ExperimentData, config_corpus, feature_store, prepare_data
 from retrieval.data.corpus import check_corpus_root
 from retrieval.data.vocabulary import Vocabulary
-from retrieval.devices import autocast, place_model, resolve_device
+from retrieval.devices import autocast, model_device, place_model, resolve_device
 from retrieval.errors import ConfigError, DataError, InputError, MissingFileError
 from retrieval.fileio import folder_lock, write_text_atomic
 from retrieval.runs import RunFolder, TrainState, build_model, checkpoint_dir, load_run, run_is_complete, tagging_args
@@ -51,8 +51,9 @@ UNLABELED = "unlabeled"
 
 def _pseudo_labels(teacher_path: Path, student: Config, ids: list[str], vocabulary: Vocabulary,
                    progress: bool) -> torch.Tensor:
-    """The teacher's whole-track probabilities for ``ids`` (clean input, its own front end) → (n, n_tags)."""
-    teacher = load_run(teacher_path, task="tagging")
+    """The teacher's whole-track probabilities for ``ids`` (clean input, its own front end) → (n, n_tags), on the
+    student's ``train.device`` in its ``train.precision``."""
+    teacher = load_run(teacher_path, task="tagging", device=student.train.device)
     if teacher.vocabulary.tags != vocabulary.tags:
         raise InputError(f"teacher {teacher_path} was trained on other tags than this corpus's; train the teacher "
                          "on the same corpus and splits")
@@ -61,7 +62,9 @@ def _pseudo_labels(teacher_path: Path, student: Config, ids: list[str], vocabula
         config = config_from_dict({**config.to_dict(), "data": student.to_dict()["data"]})
     data, _ = prepare_data(config, vocabulary=teacher.vocabulary, progress=progress, need_listening=False,
                            splits=(UNLABELED,))
-    probabilities = split_probabilities(teacher.model, data, UNLABELED, config.eval.n_crops, config.eval.batch_size)
+    with autocast(model_device(teacher.model), student.train.precision):
+        probabilities = split_probabilities(teacher.model, data, UNLABELED, config.eval.n_crops,
+                                            config.eval.batch_size)
     by_id = dict(zip(data.splits[UNLABELED].ids, probabilities, strict=True))
     return torch.from_numpy(np.stack([by_id[i] for i in ids]).astype(np.float32))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from retrieval.config import Config, load_config
-from retrieval.errors import MissingFileError
+from retrieval.errors import ConfigError, MissingFileError
 from retrieval.runs import TrainState
 
 
@@ -22,9 +22,14 @@ def run_task(run: str | Path) -> str:
 
 
 def train_task(config: Config, out: str | Path, resume: bool = False, progress: bool = True) -> TrainState:
-    """Train ``config`` into ``out`` with the trainer of its task."""
+    """Train ``config`` into ``out`` with the trainer of its task (retrieval runs also under ``torchrun``)."""
     if config.task == "tagging":
+        from retrieval.training.distributed import Distributed
         from retrieval.training.tagging import train_tagging_run
+
+        if Distributed.from_env().active:
+            raise ConfigError("task: tagging runs train in one process; torchrun (DDP) trains retrieval runs — "
+                              "run `retrieval train` without torchrun")
 
         return train_tagging_run(config, out, resume=resume, progress=progress)
     from retrieval.training.experiment import train_run

@@ -37,6 +37,8 @@ def _torchrun(config: Path, out: Path, overrides: list[str], resume: bool = Fals
                "127.0.0.1", "--master_port", str(_free_port()), "-m", "retrieval", "-q", "train", "--config",
                str(config), "--out", str(out), *sets, *(["--resume"] if resume else [])]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    if Path("/sys/class/net/lo").exists():  # gloo's own sockets on the loopback interface too, not the LAN
+        env["GLOO_SOCKET_IFNAME"] = "lo"
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
 
@@ -94,3 +96,13 @@ def test_resumed_ddp_run_equals_an_uninterrupted_one(ddp_run: Path, tmp_path, ti
         assert torch.equal(whole[name], resumed[name]), name
     history = load_checkpoint(interrupted / "checkpoints" / "last.ckpt")["train_state"]["history"]
     assert '"epoch": 2' in history
+
+
+def test_torchrun_refuses_a_tagging_run(tmp_path, monkeypatch, capsys) -> None:
+    from retrieval.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["train", "--config", "tagging/tiny", "--out", str(tmp_path / "run")]) == 2
+    assert "tagging runs train in one process; torchrun (DDP) trains retrieval runs" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
