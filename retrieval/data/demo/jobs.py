@@ -202,7 +202,7 @@ def render_pieces(
         bar.close()
     short = {k: n for k, n in need.items() if n > 0}
     if short:
-        logger.warning("demo corpus: collections ran out of usable pieces, tracks missing: %s", short)
+        logger.warning("%s: collections ran out of usable pieces, tracks missing: %s", out, short)
     tracks = [track for key in order for piece in order[key] for track in done.get(piece.key, ())]
     return tracks, skipped
 
