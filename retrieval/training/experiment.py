@@ -139,8 +139,13 @@ def train_run(config: Config, out: str | Path, resume: bool = False, progress: b
     (:mod:`retrieval.training.distributed`). ``micro``: forward passes per step (each with its own batch-norm
     statistics), what ``micro`` DDP processes compute — the reference the distributed test compares with.
     """
+    import contextlib
+
+    from retrieval.training.distributed import Distributed
+
     check_corpus_root(expand_path(config.data.root))  # before a run folder is made or anything trained
-    with folder_lock(out):
+    # Under torchrun the ranks train one run together: rank 0 holds the lock for all of them.
+    with folder_lock(out) if Distributed.from_env().main else contextlib.nullcontext():
         return _train_run(config, out, resume, progress, micro)
 
 

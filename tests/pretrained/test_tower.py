@@ -73,7 +73,10 @@ def test_a_frozen_towers_cached_network_outputs_stand_in_for_its_mels(tiny_corpu
         cached = data.track_inputs("test", rows, PATCHES).features
         assert cached.shape == (len(rows), PATCHES, model.audio.network.penultimate_dim, 1)
         torch.testing.assert_close(model.audio_features(cached), from_mels, atol=1e-5, rtol=1e-5)
-        crops = data.random_inputs("test", torch.tensor(rows), torch.Generator().manual_seed(0)).features
+        ids = data.splits["test"].ids
+        fractions = ([0.0, 0.5, 0.99] * len(ids))[: len(ids)]
+        crops = data.features.crops_at(ids, data.input_frames, fractions)
         assert crops.shape == (len(rows), model.audio.network.penultimate_dim, 1)
+        torch.testing.assert_close(crops[0, :, 0], cached[0, 0, :, 0])  # fraction 0: the first patch
     files = sorted(data.features.folder.glob("*.npy"))
     assert len(files) == len(rows) and data.features.folder.name.startswith("frozen-musicnn-mtt-")
