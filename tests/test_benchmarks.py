@@ -42,6 +42,13 @@ def test_everyday_queries_smoke(tiny_index: Path, capsys) -> None:
     assert "| errors | | | 0 |" in out.out and out.err.strip() == ""
 
 
+def test_cold_start_smoke(tiny_index: Path, capsys) -> None:
+    cold_start = _benchmark("cold_start")
+    assert cold_start.main(["--smoke", str(tiny_index)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| this tree"))
+    assert float(row.split(" | ")[1]) > 0 and row.endswith("| none |")  # a search imports nothing it needs not
+
+
 def test_query_encoding_smoke(tiny_index: Path) -> None:
     # a subprocess: the benchmark starts one worker process per retriever (spawn re-imports the script)
     out = subprocess.run([sys.executable, str(BENCHMARKS / "query_encoding.py"), "--smoke", "--peer",

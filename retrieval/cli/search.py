@@ -14,7 +14,7 @@ DEFAULT_INDEX = "the demo index ($RETRIEVAL_HOME/demo/index)"
 def _index(args: argparse.Namespace) -> int:
     from retrieval.errors import RetrievalError
     from retrieval.index.build import index_corpus, index_folder
-    from retrieval.pretrained.tagger import PRETRAINED
+    from retrieval.pretrained.names import PRETRAINED
 
     if args.corpus and args.model in PRETRAINED:
         raise RetrievalError(f"--model {args.model} is a pretrained tagger: index the corpus' audio folder "
@@ -115,7 +115,7 @@ def _vocab(args: argparse.Namespace) -> int:
 
 def _models(args: argparse.Namespace) -> int:
     from retrieval.pretrained.musicnn import musicnn_package_dir
-    from retrieval.pretrained.tagger import PRETRAINED
+    from retrieval.pretrained.names import PRETRAINED
 
     rows = []
     for name, checkpoint in PRETRAINED.items():

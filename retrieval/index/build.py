@@ -119,7 +119,7 @@ class _RunEmbedder:
 def make_embedder(model: str | os.PathLike, batch_size: int):
     """The embedder of ``model`` (a trained run folder, or a pretrained model's name): ``prepare(path)`` decodes
     one file, ``embed(prepared)`` gives one vector per file, ``write(...)`` saves the index, ``fingerprint``."""
-    from retrieval.pretrained.tagger import PRETRAINED
+    from retrieval.pretrained.names import PRETRAINED
 
     if str(model) in PRETRAINED:
         from retrieval.pretrained.retriever import PretrainedEmbedder
