@@ -468,3 +468,14 @@ def test_save_refuses_a_catalogue_missing_indexed_ids(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"no row for 1 indexed ids.*T000002"):
         index.save(tmp_path / "index", catalogue=make_catalogue(["T000000", "T000001"]))
     assert not (tmp_path / "index").exists()
+
+
+def test_the_index_package_imports_no_optional_library() -> None:
+    # hnswlib, faiss and Ray load only when an index of theirs is made or the Ray engine runs.
+    import subprocess
+    import sys
+
+    code = ("import sys, retrieval.index, retrieval.index.build, retrieval.cli; "
+            "print(sorted({'ray', 'faiss', 'hnswlib'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
