@@ -69,10 +69,11 @@ def file_crops(model: JointModel, paths: Sequence[str | Path], n_crops: int) -> 
 def fastest_layout(model: JointModel) -> JointModel:
     """Put the audio tower's weights in channels-last memory order when it runs on the CPU (in place).
 
-    Measured with ``benchmarks/audio_embedding.py`` on this project's 2-core AVX2 CPU (no native bf16): the
-    model alone on ready crops runs 1.7× faster for the paper-size Short-chunk CNN (3.0 → 5.1 audio-s/s) and
-    1.4× for the demo tower (76 → 106), with embeddings equal to the default layout's to cosine ≥ 0.99999
-    (1.000000 at six decimals); bf16 autocast is slower there (1.3 and 45 audio-s/s) and is not used.
+    Measured with ``benchmarks/audio_embedding.py`` on this project's 2-core AVX2 CPU (no native bf16), two runs
+    at load averages ~10 and ~6: the model alone on ready crops runs 1.3–1.7× faster for the paper-size
+    Short-chunk CNN (9.2 → 12.0 audio-s/s) and 1.25–1.4× for the demo tower (430 → 539), with embeddings equal
+    to the default layout's to cosine ≥ 0.99999 (1.000000 at six decimals); bf16 autocast is 3.5–5× slower
+    there (2.6 and 83 audio-s/s) and is not used.
     """
     audio = model.audio
     if audio is not None and all(p.device.type == "cpu" for p in audio.parameters()):

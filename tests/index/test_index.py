@@ -231,13 +231,18 @@ def test_a_missing_optional_library_names_the_extra(backend: str, monkeypatch: p
         create_index(backend, 8)
 
 
-def test_the_default_backend_is_exact_below_the_measured_crossover() -> None:
+def test_the_default_backend_is_exact_below_the_measured_crossover(monkeypatch, caplog) -> None:
+    import importlib.util
+
     assert choose_backend(1) == choose_backend(EXACT_BELOW - 1) == "exact"
-    assert choose_backend(EXACT_BELOW) == choose_backend(10**8) == APPROXIMATE_DEFAULT
-    assert APPROXIMATE_DEFAULT in INDEX_BACKENDS
+    assert choose_backend(EXACT_BELOW) == choose_backend(10**8) == APPROXIMATE_DEFAULT == "faiss-ivfpq"
     assert resolve_backend(AUTO, 100) == "exact" and resolve_backend("annoy", 100) == "annoy"
     with pytest.raises(ValueError, match="at least one track"):
         choose_backend(0)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "faiss" else real(name, *a))
+    assert choose_backend(EXACT_BELOW) == "annoy"  # a core dependency, said in a warning
+    assert "pip install 'retrieval[ann]'" in caplog.text
 
 
 @pytest.mark.parametrize("backend", APPROXIMATE)
