@@ -33,7 +33,7 @@ import torch
 from retrieval.paths import home
 from retrieval.pretrained.musicnn import CHECKPOINTS, N_MELS, PATCH_FRAMES, convert_checkpoint, musicnn_package_dir
 
-VENV_PACKAGES = ["tensorflow-cpu", "tf-keras"]
+VENV_PACKAGES = ["tensorflow-cpu", "tf-keras", "librosa"]  # librosa: musicnn.extractor decodes with it
 TOLERANCE = 1e-4
 FILE_TOLERANCE = 0.02
 #: Clip peak levels compared: quiet enough that musicnn's float16 arithmetic never overflows, and a normal master.
@@ -83,9 +83,10 @@ np.savez(sys.argv[2], **out)
 
 
 def build_venv(venv: Path) -> Path:
-    """The TensorFlow venv (created once): tensorflow-cpu + tf-keras, and musicnn without its pinned deps."""
+    """The TensorFlow venv (created once): tensorflow-cpu, tf-keras, librosa, and musicnn without its pinned
+    deps."""
     python = venv / "bin" / "python"
-    if python.is_file() and subprocess.run([str(python), "-c", "import tensorflow, musicnn"],
+    if python.is_file() and subprocess.run([str(python), "-c", "import tensorflow, musicnn, librosa"],
                                            capture_output=True).returncode == 0:
         return python
     print(f"building the TensorFlow venv at {venv} (once; a few minutes)", flush=True)

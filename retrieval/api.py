@@ -331,7 +331,7 @@ def locate(path: str | os.PathLike | None = None) -> tuple[Path, Path]:
         DataError: nothing there, with the command that creates it, or a folder that is neither.
     """
     from retrieval import paths
-    from retrieval.pretrained.tagger import PRETRAINED
+    from retrieval.pretrained.names import PRETRAINED
 
     path = Path(path) if path is not None else paths.demo_index_path()
     if not path.exists():
@@ -365,7 +365,7 @@ def load(path: str | os.PathLike | None = None, device: str | torch.device = "cp
     Raises:
         DataError: nothing there, with the command that creates it.
     """
-    from retrieval.pretrained.tagger import PRETRAINED
+    from retrieval.pretrained.names import PRETRAINED
     from retrieval.runs import load_run
 
     if path is not None and str(path) in PRETRAINED and not Path(path).exists():

@@ -49,6 +49,12 @@ def test_serve_latency_smoke(tiny_index: Path, capsys) -> None:
                                            "CLI `retrieval search` (cold process)"]
     assert [int(row[1]) for row in rows] == [10, 10, 2] and all(float(row[2]) > 0 for row in rows)
 
+def test_cold_start_smoke(tiny_index: Path, capsys) -> None:
+    cold_start = _benchmark("cold_start")
+    assert cold_start.main(["--smoke", str(tiny_index)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| this tree"))
+    assert float(row.split(" | ")[1]) > 0 and row.endswith("| none |")  # a search imports nothing it needs not
+
 
 def test_query_encoding_smoke(tiny_index: Path) -> None:
     # a subprocess: the benchmark starts one worker process per retriever (spawn re-imports the script)

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio
 
 from retrieval.audio.compressed import DECODER as FFMPEG
 from retrieval.audio.compressed import FFmpegFile
@@ -232,12 +231,14 @@ def _resample_geometry(orig_rate: int, new_rate: int) -> tuple[int, int, int, in
 
 
 @functools.lru_cache(maxsize=8)
-def _resampler(orig_rate: int, new_rate: int) -> torchaudio.transforms.Resample:
+def _resampler(orig_rate: int, new_rate: int) -> torch.nn.Module:
     """``torchaudio.functional.resample(x, orig_rate, new_rate)`` with its kernel computed once, not per call.
 
     The float32 kernel is the one ``functional.resample`` builds for float32 input, so results are identical;
     building it dominates the cost of resampling a short region (0.2 s for 8 kHz → 22,050 Hz on a busy CPU).
     """
+    import torchaudio  # here, not at import: `retrieval.config` imports this package, and a search needs no audio
+
     return torchaudio.transforms.Resample(
         orig_rate,
         new_rate,

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torchaudio
 
 from retrieval.errors import ConfigError
 
@@ -153,6 +152,8 @@ class MelSpectrogram(torch.nn.Module):
     def __init__(self, config: MelConfig):
         super().__init__()
         self.config = config
+        import torchaudio  # here, not at import: `retrieval.config` reads MelConfig, and a search needs no audio
+
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=config.sample_rate,
             n_fft=config.n_fft,

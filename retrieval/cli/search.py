@@ -15,7 +15,7 @@ DEFAULT_INDEX = "the demo index ($RETRIEVAL_HOME/demo/index)"
 def _index(args: argparse.Namespace) -> int:
     from retrieval.errors import RetrievalError
     from retrieval.index.build import index_corpus, index_folder
-    from retrieval.pretrained.tagger import PRETRAINED
+    from retrieval.pretrained.names import PRETRAINED
 
     corpus = args.corpus or _is_corpus(args.source, args.model)
     if corpus and args.model in PRETRAINED:
@@ -147,7 +147,7 @@ def _vocab(args: argparse.Namespace) -> int:
 
 def _models(args: argparse.Namespace) -> int:
     from retrieval.pretrained.musicnn import musicnn_package_dir
-    from retrieval.pretrained.tagger import PRETRAINED
+    from retrieval.pretrained.names import PRETRAINED
 
     rows = []
     for name, checkpoint in PRETRAINED.items():

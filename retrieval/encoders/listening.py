@@ -37,13 +37,15 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import scipy.sparse
 
 from retrieval.errors import ConfigError, DataError
 from retrieval.fileio import atomic_open
+
+if TYPE_CHECKING:  # imported where used: a search loads ItemFactors and never fits anything
+    import scipy.sparse
 
 __all__ = ["Confidence", "ItemFactors", "confidence_matrix", "fit_item_factors"]
 
@@ -167,6 +169,8 @@ def confidence_matrix(plays: scipy.sparse.spmatrix | scipy.sparse.sparray, *, al
         raise ConfigError(f"confidence scheme must be one of {CONFIDENCE_SCHEMES}, got {scheme!r}")
     if alpha <= 0 or epsilon <= 0:
         raise ConfigError(f"alpha and epsilon must be positive, got alpha={alpha}, epsilon={epsilon}")
+    import scipy.sparse
+
     counts = scipy.sparse.csr_matrix(plays, dtype=np.float32, copy=True)
     counts.sum_duplicates()
     counts.eliminate_zeros()
@@ -217,6 +221,7 @@ def fit_item_factors(
         ValueError: ``plays`` is not a 2-D sparse matrix of finite non-negative counts, or ``items`` has the
             wrong length.
     """
+    import scipy.sparse
     from implicit.als import AlternatingLeastSquares  # heavy import: only when fitting
     from threadpoolctl import threadpool_limits
 

@@ -199,7 +199,7 @@ def make_embedder(model: str | os.PathLike, batch_size: int, device: str = "cpu"
     """The embedder of ``model`` (a trained run folder, or a pretrained model's name): ``prepare(path)`` decodes
     one file, ``embed(prepared)`` gives one vector per file, ``write(...)`` saves the index, ``fingerprint``. A
     run embeds on ``device`` in ``precision`` (:mod:`retrieval.devices`)."""
-    from retrieval.pretrained.tagger import PRETRAINED
+    from retrieval.pretrained.names import PRETRAINED
 
     if str(model) in PRETRAINED:
         from retrieval.pretrained.retriever import PretrainedEmbedder

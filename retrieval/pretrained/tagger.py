@@ -36,12 +36,10 @@ from retrieval.pretrained.musicnn import (
     musicnn_package_dir,
     published_network,
 )
+from retrieval.pretrained.names import PRETRAINED
 
 __all__ = ["PRETRAINED", "PretrainedTagger", "log_mel_patches"]
 
-#: retriever names → checkpoint folders of the musicnn package
-PRETRAINED = {"musicnn-mtt": "MTT_musicnn", "musicnn-msd": "MSD_musicnn", "vgg-mtt": "MTT_vgg",
-              "vgg-msd": "MSD_vgg"}
 #: Patches per forward pass.
 _BATCH = 16
 

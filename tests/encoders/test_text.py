@@ -428,3 +428,39 @@ def test_int8_sentence_model_keeps_the_float_vectors_and_neighbours():
     assert (exact_neighbours == int8_neighbours).all()
     ops = [node.op_type for node in onnx.load(str(module.onnx_model_path(int8.fingerprint(), "int8"))).graph.node]
     assert ops.count("MatMulNBits") == 18 and "MatMul" not in ops
+
+
+def test_frozen_phrase_layer_merges_exactly_as_gensim() -> None:
+    from gensim.models.phrases import Phrases
+
+    from retrieval.encoders.text.phrases import CONNECTOR_WORDS, PHRASE_DELIMITER, frozen_phrases
+
+    rng = np.random.default_rng(0)
+    words = ["deep", "house", "drum", "bass", "and", "of", "the", "jazz", "smooth", "rock"]
+    phrasegrams = {"deep_house": 5.0, "drum_and_bass": 9.0, "smooth_jazz": 0.5, "the_rock": 3.0,
+                   "house_of_the_rock": 4.0, "bass_drum": 2.0}
+    layer = {"phrasegrams": phrasegrams, "threshold": 1.0, "min_count": 1, "connector_words": sorted(CONNECTOR_WORDS)}
+    gensim_layer = Phrases(min_count=1, threshold=1.0, delimiter=PHRASE_DELIMITER,
+                           connector_words=CONNECTOR_WORDS).freeze()
+    gensim_layer.phrasegrams = dict(phrasegrams)
+    ours = frozen_phrases(layer)
+    for _ in range(500):
+        tokens = rng.choice(words, size=rng.integers(0, 9)).tolist()
+        assert ours[tokens] == gensim_layer[tokens], tokens
+    assert ours[["drum", "and", "bass", "deep", "house"]] == ["drum_and_bass", "deep_house"]
+
+
+def test_word_pieces_equal_autotokenizer() -> None:
+    # The ONNX query path reads tokenizer.json with `tokenizers` instead of importing transformers.
+    from transformers import AutoTokenizer
+
+    from retrieval.encoders.text.sentence import _sentence_model_dir, word_piece_tokenizer, word_pieces
+
+    model_dir = _sentence_model_dir()
+    texts = ["sad piano", "Café del Mar — chill-out, 90s!", "", "drum and bass " * 100, "ÜBER  loud\tguitar"]
+    reference = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)(
+        texts, padding=True, truncation=True, max_length=64, return_tensors="np")
+    ids, mask = word_pieces(word_piece_tokenizer(model_dir), texts, 64)
+    np.testing.assert_array_equal(ids, reference["input_ids"])
+    np.testing.assert_array_equal(mask, reference["attention_mask"])
+    assert ids.shape == (5, 64)

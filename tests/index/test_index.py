@@ -231,13 +231,18 @@ def test_a_missing_optional_library_names_the_extra(backend: str, monkeypatch: p
         create_index(backend, 8)
 
 
-def test_the_default_backend_is_exact_below_the_measured_crossover() -> None:
+def test_the_default_backend_is_exact_below_the_measured_crossover(monkeypatch, caplog) -> None:
+    import importlib.util
+
     assert choose_backend(1) == choose_backend(EXACT_BELOW - 1) == "exact"
-    assert choose_backend(EXACT_BELOW) == choose_backend(10**8) == APPROXIMATE_DEFAULT
-    assert APPROXIMATE_DEFAULT in INDEX_BACKENDS
+    assert choose_backend(EXACT_BELOW) == choose_backend(10**8) == APPROXIMATE_DEFAULT == "faiss-ivfpq"
     assert resolve_backend(AUTO, 100) == "exact" and resolve_backend("annoy", 100) == "annoy"
     with pytest.raises(ValueError, match="at least one track"):
         choose_backend(0)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "faiss" else real(name, *a))
+    assert choose_backend(EXACT_BELOW) == "annoy"  # a core dependency, said in a warning
+    assert "pip install 'retrieval[ann]'" in caplog.text
 
 
 @pytest.mark.parametrize("backend", APPROXIMATE)
@@ -500,3 +505,13 @@ def test_results_export_as_m3u_and_csv(tmp_path: Path) -> None:
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[1] == ["1", "a", "0.900000", "Alpha", "X", "LP", "Rock", "2001", "rock|pop", str(tmp_path / "a.mp3")]
     assert rows[2] == ["2", "b", "0.500000", "Beta", "", "", "", "", "", ""]
+
+def test_the_index_package_imports_no_optional_library() -> None:
+    # hnswlib, faiss and Ray load only when an index of theirs is made or the Ray engine runs.
+    import subprocess
+    import sys
+
+    code = ("import sys, retrieval.index, retrieval.index.build, retrieval.cli; "
+            "print(sorted({'ray', 'faiss', 'hnswlib'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -15,7 +15,7 @@ from typing import Any
 from retrieval.encoders.text.tokens import tokenize
 from retrieval.errors import DataError
 
-__all__ = ["CONNECTOR_WORDS", "PHRASE_DELIMITER", "TokenisedDocuments", "frozen_phrases"]
+__all__ = ["CONNECTOR_WORDS", "PHRASE_DELIMITER", "FrozenPhraseLayer", "TokenisedDocuments", "frozen_phrases"]
 
 #: Joins the words of a phrase token (gensim's and GoogleNews' convention).
 PHRASE_DELIMITER = "_"
@@ -55,12 +55,44 @@ class TokenisedDocuments:
             yield tokens
 
 
-def frozen_phrases(layer: dict[str, Any]) -> Any:
-    """A gensim ``FrozenPhrases`` from its JSON form (phrase → score, threshold, connector words)."""
-    from gensim.models.phrases import Phrases
+class FrozenPhraseLayer:
+    """One frozen phrase layer: ``layer[tokens]`` merges each run ``a [connector words] b`` whose joined phrase
+    scores above the threshold into one token, left to right, exactly as gensim's ``FrozenPhrases`` does
+    (``analyze_sentence`` and ``score_candidate`` of gensim 4, tested against it), without importing gensim:
+    that import pulls in ``scipy.stats`` and was a fifth of a cold CLI search that trains nothing.
 
-    frozen = Phrases(min_count=layer["min_count"], threshold=layer["threshold"], delimiter=PHRASE_DELIMITER,
-                     connector_words=frozenset(layer["connector_words"])).freeze()
-    # FrozenPhrases keeps only this dict (phrase → score) to merge tokens; restoring it restores the model.
-    frozen.phrasegrams = dict(layer["phrasegrams"])
-    return frozen
+    Args:
+        phrasegrams: phrase (words joined by :data:`PHRASE_DELIMITER`) → score.
+        threshold: a phrase merges when its score is strictly above this.
+        connector_words: words that may sit inside a phrase.
+    """
+
+    def __init__(self, phrasegrams: dict[str, float], threshold: float, connector_words: frozenset[str]):
+        self.phrasegrams, self.threshold, self.connector_words = phrasegrams, threshold, connector_words
+
+    def __getitem__(self, tokens: Sequence[str]) -> list[str]:
+        out: list[str] = []
+        start, between = None, []
+        for word in tokens:
+            if word in self.connector_words:
+                if start:
+                    between.append(word)
+                else:
+                    out.append(word)
+                continue
+            if start:
+                phrase = PHRASE_DELIMITER.join([start, *between, word])
+                if self.phrasegrams.get(phrase, float("-inf")) > self.threshold:
+                    out.append(phrase)
+                    start, between = None, []
+                    continue
+                out += [start, *between]  # not a phrase: its words stay, and this word may start one
+            start, between = word, []
+        if start:
+            out += [start, *between]
+        return out
+
+
+def frozen_phrases(layer: dict[str, Any]) -> FrozenPhraseLayer:
+    """A frozen phrase layer from its JSON form (phrase → score, threshold, connector words)."""
+    return FrozenPhraseLayer(dict(layer["phrasegrams"]), layer["threshold"], frozenset(layer["connector_words"]))

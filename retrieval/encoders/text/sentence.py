@@ -147,10 +147,8 @@ class SentenceEncoder:
         session, tokenizer = _onnx_model(str(self.model_dir), self.fingerprint(), self.precision)
         out = np.empty((len(texts), self.output_dim), dtype=np.float32)
         for start in range(0, len(texts), self.batch_size):
-            batch = tokenizer(texts[start:start + self.batch_size], padding=True, truncation=True,
-                              max_length=self.max_length, return_tensors="np")
-            mask = batch["attention_mask"].astype(np.int64)
-            hidden = session.run(None, {"input_ids": batch["input_ids"].astype(np.int64), "attention_mask": mask})[0]
+            ids, mask = word_pieces(tokenizer, texts[start:start + self.batch_size], self.max_length)
+            hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
             summed = np.einsum("bsd,bs->bd", hidden, mask.astype(np.float32))
             out[start:start + len(summed)] = summed / np.maximum(np.linalg.norm(summed, axis=1, keepdims=True),
                                                                  1e-12)
@@ -198,7 +196,6 @@ def fastest_precision() -> str:
 def _onnx_model(model_dir: str, fingerprint: str, precision: str) -> tuple[Any, Any]:
     """(ONNX Runtime session, tokenizer) of the model, exporting it on first use (cached per process)."""
     import onnxruntime
-    from transformers import AutoTokenizer
 
     path = onnx_model_path(fingerprint, precision)
     options = onnxruntime.SessionOptions()
@@ -221,7 +218,29 @@ def _onnx_model(model_dir: str, fingerprint: str, precision: str) -> tuple[Any, 
                                 "use SentenceEncoder(runtime='torch')") from error
             log.warning("%s: unreadable (%s); exporting it again", path, error)
             path.unlink(missing_ok=True)
-    return session, AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    return session, word_piece_tokenizer(model_dir)
+
+
+def word_piece_tokenizer(model_dir: str | Path) -> Any:
+    """The model's fast tokenizer file read with the ``tokenizers`` library that transformers' AutoTokenizer
+    wraps: the same word pieces without importing transformers (~0.4 s of a cold search). Pads to the longest."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
+    padding = tokenizer.padding or {"pad_id": 0, "pad_token": "[PAD]"}
+    tokenizer.enable_padding(pad_id=padding["pad_id"], pad_token=padding["pad_token"])
+    return tokenizer
+
+
+def word_pieces(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input ids, attention mask), each (len(texts), longest) int64: ``[CLS] pieces [SEP]`` cut to
+    ``max_length``, padded to the longest text — what ``AutoTokenizer(texts, padding=True, truncation=True,
+    max_length=max_length)`` gives (tested)."""
+    tokenizer.enable_truncation(max_length=max_length)
+    encodings = tokenizer.encode_batch(list(texts))
+    ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
+    mask = np.array([encoding.attention_mask for encoding in encodings], dtype=np.int64)
+    return ids, mask
 
 
 def onnx_model_path(fingerprint: str, precision: str) -> Path:
