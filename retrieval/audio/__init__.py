@@ -8,6 +8,8 @@ The data flow of the package::
 Modules:
     decode     ``load_audio``, ``stream_audio``, ``audio_info``: any region of a file, mixed to mono and
                resampled exactly as the whole file would be (``RegionReader``), with the decoder quirks handled.
+    compressed ``FFmpegFile``: what libsndfile cannot open (AAC / M4A, WMA, ...) decoded by PyAV's FFmpeg.
+    metadata   ``read_file_tags``: title, artist, album, genre, year from a file's own tags (mutagen).
     frontend   ``MelConfig`` / ``MelSpectrogram`` (log-mel), ``WaveConfig`` / ``WaveFrontEnd`` (raw waveform),
                ``front_end(config)``: the first layer of every audio encoder.
     crops      ``random_crop``, ``crop_at``, ``equally_spaced_crops``, ``crop_starts`` on arrays and tensors.

@@ -3,6 +3,7 @@
 The data flow of this module::
 
     file ──soundfile──▶ (frames, channels) at the file's rate ──mean──▶ mono ──resample──▶ mono at rate sr
+         (what libsndfile cannot open: ──FFmpeg, decoded whole (compressed.py)──▶ mono at the file's rate)
 
 One idea carries every reader here: *the file's resampled signal*. ``load_audio(path, sr)`` is defined as
 the whole file decoded, mixed to mono and resampled to ``sr`` in one go with

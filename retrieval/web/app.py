@@ -317,13 +317,14 @@ def _k(request) -> int:
 def serve(retriever, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, **options) -> None:
     """Serve :func:`create_app` over ``retriever`` on uvicorn until interrupted.
 
-    Bound to a loopback address (the default), only requests addressed to a loopback name are answered.
-    ``options`` go to :func:`create_app`.
+    Bound to a loopback address (the default), only requests addressed to a loopback name are answered. One
+    query is run before the server starts, so the first user's is warm. ``options`` go to :func:`create_app`.
     """
     import uvicorn
 
     loopback = host in LOOPBACK_HOSTS
     app = create_app(retriever, allowed_hosts=list(LOOPBACK_HOSTS) if loopback else None, **options)
+    retriever.search("warm up", k=1)  # the first query builds the text encoder's session (~1 s): not the user's
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

@@ -147,8 +147,12 @@ def test_no_cors_and_only_loopback_host_names(web_url: str) -> None:
     assert "default-src 'self'" in headers["content-security-policy"]
 
 
-def test_serve_binds_loopback_by_default() -> None:
-    from retrieval.cli import build_parser
+def test_serve_binds_loopback_by_default_and_says_what_to_build(tmp_path: Path, monkeypatch, capsys) -> None:
+    from retrieval.cli import build_parser, main
 
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port, args.index, args.model) == ("127.0.0.1", 8765, None, None)
+    monkeypatch.setenv("RETRIEVAL_HOME", str(tmp_path))
+    assert main(["serve"]) == 2 and "make demo" in capsys.readouterr().err
+    assert main(["serve", "--index", str(tmp_path / "nothing")]) == 2
+    assert "retrieval index AUDIO_DIR" in capsys.readouterr().err

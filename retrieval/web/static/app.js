@@ -4,7 +4,8 @@
 
 const $ = (id) => document.getElementById(id);
 const PALETTE = ["#3b5bdb", "#e8590c", "#2b8a3e", "#c2255c", "#7048e8", "#1098ad", "#f08c00", "#5c940d",
-                 "#d6336c", "#495057", "#0b7285", "#a61e4d", "#364fc7", "#e67700", "#087f5b", "#862e9c"];
+                 "#f783ac", "#495057", "#66d9e8", "#a61e4d", "#ffd43b", "#8ce99a", "#862e9c", "#d9480f"];
+const OTHER = "#adb5bd";
 const state = { map: null, category: null, categories: [] };
 
 function element(tag, attributes = {}, text = null) {
@@ -143,7 +144,8 @@ function drawMap(result) {
   const counts = new Map();
   for (const point of result.points) counts.set(point.label, (counts.get(point.label) || 0) + 1);
   const labels = [...counts.keys()].sort((a, b) => counts.get(b) - counts.get(a));
-  const colour = new Map(labels.map((label, i) => [label, PALETTE[i % PALETTE.length]]));
+  // the commonest labels get a colour each; the long tail shares one grey
+  const colour = new Map(labels.map((label, i) => [label, i < PALETTE.length ? PALETTE[i] : OTHER]));
   const svg = $("map");
   svg.replaceChildren();
   const ns = "http://www.w3.org/2000/svg";
