@@ -78,5 +78,5 @@ def test_a_frozen_towers_cached_network_outputs_stand_in_for_its_mels(tiny_corpu
         crops = data.features.crops_at(ids, data.input_frames, fractions)
         assert crops.shape == (len(rows), model.audio.network.penultimate_dim, 1)
         torch.testing.assert_close(crops[0, :, 0], cached[0, 0, :, 0])  # fraction 0: the first patch
-    files = sorted(data.features.folder.glob("*.npy"))
-    assert len(files) == len(rows) and data.features.folder.name.startswith("frozen-musicnn-mtt-")
+    assert data.features.folder.name.startswith("frozen-musicnn-mtt-")  # (the session's other runs share it)
+    assert all((data.features.folder / f"{i}.npy").is_file() for i in data.splits["test"].ids)
