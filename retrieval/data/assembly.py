@@ -86,7 +86,7 @@ class ExperimentData:
 
 class AugmentedCrops:
     """Augmented training crops: a random crop of the cached waveform → :class:`retrieval.augment.Augment` → the
-    tower's front end → ``(B, n_mels, input_frames)``, like :meth:`FeatureStore.random_crops` of the features.
+    tower's front end → ``(B, n_mels, input_frames)``, like :meth:`FeatureStore.crops_at` of the features.
 
     Args:
         config: the experiment config (``train.augment`` names the preset; the front end is the audio tower's).

@@ -6,7 +6,7 @@ repeats the same work over and over. :class:`FrozenFeatures` runs it once on :da
 of every track, caches the penultimate vectors under ``corpus/cache/frozen-<network>-p<PATCHES>/``, and then stands
 in for the mel :class:`~retrieval.data.features.FeatureStore`:
 
-    training crop   one of the track's cached patches, at random      → (B, D, 1)
+    training crop   the cached patch nearest the drawn position    → (B, D, 1)
     whole track     all of its cached patches                          → (B, PATCHES, D, 1)
 
 A ``(…, D, 1)`` input is what the frozen tower reads as its network's output
@@ -71,11 +71,6 @@ class FrozenFeatures:
         if track_id not in self._vectors:
             self._vectors[track_id] = np.load(self._path(track_id))
         return self._vectors[track_id]
-
-    def random_crops(self, ids: Sequence[str], frames: int, generator: torch.Generator) -> torch.Tensor:
-        """One cached patch per track, at random → (B, D, 1)."""
-        picks = torch.randint(PATCHES, (len(ids),), generator=generator).tolist()
-        return torch.from_numpy(np.stack([self.load(i)[p] for i, p in zip(ids, picks, strict=True)]))[..., None]
 
     def crops_at(self, ids: Sequence[str], frames: int, fractions: Sequence[float]) -> torch.Tensor:
         """The cached patch nearest ``fractions[i]`` of the way into track ``ids[i]`` → (B, D, 1) (training
