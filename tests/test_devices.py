@@ -43,6 +43,35 @@ def test_loss_scaling_only_for_fp16_on_cuda() -> None:
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
 
 
+def test_a_resumed_fp16_run_keeps_its_loss_scale(monkeypatch) -> None:
+    """The scaler's state goes into ``TrainState.loss_scale`` and a resumed ``train`` starts from it (an enabled
+    CPU scaler stands in for CUDA's, which is the only place fp16 scaling runs)."""
+    from dataclasses import replace
+
+    from retrieval.config import TrainConfig
+    from retrieval.training import loop
+
+    scalers = []
+
+    def cpu_scaler(device, precision):
+        scalers.append(torch.amp.GradScaler("cpu", init_scale=1024.0, growth_interval=1, enabled=True))
+        return scalers[-1]
+
+    monkeypatch.setattr(loop, "grad_scaler", cpu_scaler)
+    model = torch.nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def step():
+        return {"loss": model(torch.ones(4, 3)).pow(2).mean(), "triplets": 4}
+
+    settings = replace(TrainConfig(), epochs=1, steps=3, eval_every=10**6, precision="fp32")
+    state = loop.train(model, step, optimizer, settings, lambda _: 0.0, lambda *_: None, progress=False)
+    assert state.loss_scale["scale"] == 1024.0 * 2**3  # grew once per finite step
+    resumed = loop.train(model, step, optimizer, replace(settings, epochs=2), lambda _: 0.0, lambda *_: None,
+                         state, progress=False)
+    assert resumed.loss_scale["scale"] == 1024.0 * 2**6 and scalers[-1].get_scale() == 1024.0 * 2**6
+
+
 @pytest.mark.parametrize("config", ["demo", "msd500/audio_word2vec"])
 def test_bf16_and_channels_last_embed_as_fp32_does(config: str) -> None:
     # The demo tower and the paper-size Short-chunk CNN, fp32 weights after a few batch-norm updates; the same

@@ -43,11 +43,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import annoy
 import numpy as np
 
 from retrieval.errors import DataError
-from retrieval.index.base import VectorIndex
+from retrieval.index.base import VectorIndex, import_optional
 from retrieval.index.exact import top_k
 from retrieval.index.folder import REBUILD_COMMAND
 
@@ -110,7 +109,8 @@ class AnnoyIndex(VectorIndex):
         self.search_k = int(search_k)
         self.seed = int(seed)
         self.n_jobs = int(n_jobs)
-        self._annoy = annoy.AnnoyIndex(dim, METRIC)
+        self._module = import_optional("annoy", "the 'annoy' index backend", extra="")
+        self._annoy = self._module.AnnoyIndex(dim, METRIC)
         self._annoy.set_seed(self.seed)
         self._frozen = False  # annoy cannot add items once its trees are built
 
@@ -173,7 +173,7 @@ class AnnoyIndex(VectorIndex):
         path = folder / ANN_FILE
         if not path.is_file():
             raise DataError(path, f"missing annoy file; rebuild the index with `{REBUILD_COMMAND}`")
-        index = annoy.AnnoyIndex(self.dim, METRIC)
+        index = self._module.AnnoyIndex(self.dim, METRIC)
         try:
             index.load(str(path))
         except OSError as error:

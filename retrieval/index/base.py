@@ -114,7 +114,8 @@ def import_optional(module: str, what: str, extra: str = "ann") -> Any:
     Args:
         module: the module to import ("faiss", "hnswlib", "ray.data").
         what: the part that needs it, for the message ("the 'faiss-hnsw' index backend").
-        extra: the optional dependency group of ``pyproject.toml`` that installs it.
+        extra: the optional dependency group of ``pyproject.toml`` that installs it ("": a core dependency,
+            imported late only so that the paths which never use it run without it).
 
     Raises:
         ImportError: the module is not installed; the message names ``pip install 'retrieval[EXTRA]'``.
@@ -124,7 +125,8 @@ def import_optional(module: str, what: str, extra: str = "ann") -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise ImportError(f"{what} needs {module}: pip install 'retrieval[{extra}]' (or `make install`)") from error
+        package = f"'retrieval[{extra}]'" if extra else module.split(".")[0]
+        raise ImportError(f"{what} needs {module}: pip install {package} (or `make install`)") from error
 
 
 class VectorIndex(ABC):

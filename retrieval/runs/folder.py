@@ -44,6 +44,9 @@ class TrainState:
     best_map: float = -math.inf
     best_epoch: int = -1
     history: list[dict] = field(default_factory=list)
+    #: the fp16 loss scaler's state (:meth:`torch.amp.GradScaler.state_dict`; empty when no scaler runs), so a
+    #: resumed fp16 run starts from the scale it had reached instead of 2**16 again
+    loss_scale: dict = field(default_factory=dict)
 
 
 #: Keys a resumed run may change: its length, and where and how it runs (a run started on a GPU may go on on a CPU).
@@ -120,7 +123,8 @@ class RunFolder:
         optimizer.load_state_dict(saved["optimizer"])
         generator.set_state(saved["generator"])
         torch.set_rng_state(saved["torch_rng"])
-        return TrainState(saved["epoch"], saved["best_map"], saved["best_epoch"], json.loads(saved["history"]))
+        return TrainState(saved["epoch"], saved["best_map"], saved["best_epoch"], json.loads(saved["history"]),
+                          saved.get("loss_scale", {}))
 
     def saver(self, args: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
               generator: torch.Generator, vocabulary, extra: dict | None = None):
@@ -149,6 +153,7 @@ class RunFolder:
                     "best_map": st.best_map,
                     "best_epoch": st.best_epoch,
                     "history": json.dumps(st.history),
+                    "loss_scale": st.loss_scale,
                 }
             save_checkpoint(checkpoint_dir(self.path) / f"{name}.ckpt", payload)
             write_text_atomic(self.path / "history.json", json.dumps(st.history, indent=2))

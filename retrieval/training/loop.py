@@ -151,13 +151,15 @@ def train(
             others only step.
 
     Each step runs under ``config.precision``'s autocast on the model's device, with loss scaling for fp16 on
-    CUDA (:mod:`retrieval.devices`).
+    CUDA (:mod:`retrieval.devices`); the scaler's state travels in ``state.loss_scale`` (saved with ``last``).
     """
     from tqdm.auto import tqdm
 
     state = state or TrainState()
     device = model_device(model)
     scaler = grad_scaler(device, config.precision)
+    if scaler.is_enabled() and state.loss_scale:
+        scaler.load_state_dict(state.loss_scale)
     progress = progress and main
     for epoch in range(state.epoch, config.epochs):
         model.train()
@@ -191,6 +193,7 @@ def train(
                 state.best_map, state.best_epoch, improved = record[metric], epoch + 1, True
         state.history.append(record)
         state.epoch = epoch + 1
+        state.loss_scale = scaler.state_dict() if scaler.is_enabled() else {}
         if progress:
             shown = f"{metric} {record[metric]:.4f}" if metric in record else ""
             tqdm.write(f"epoch {epoch + 1}: loss {record['loss']:.4f} {shown} ({record[f'{unit}_per_s']:.0f} {unit}/s)")
