@@ -2,7 +2,8 @@
 
 1. trains the paper-size MSD500 audio model (``msd500/audio_word2vec``: Short-chunk CNN, 128 mels, 173-frame
    crops, batch 128) for ``--steps`` steps in fp32, bf16 and fp16 (loss-scaled) on synthetic crops, through the
-   real training loop and data loader (``benchmarks/training_throughput.py``'s :class:`Trainer`): triplets/s, peak GPU memory;
+   real training loop and data loader (``benchmarks/training_throughput.py``'s :class:`Trainer`): triplets/s,
+   peak GPU memory;
 2. writes ``--files`` WAV files of ``--seconds`` s of synthetic audio (tones + noise) and embeds them with the
    trained model (decode → mel → 8 crops → network, :func:`retrieval.embedding.embed_files`): audio-s/s;
 3. builds an exact index of those vectors and times ``--queries`` text queries (word tower → top 10): ms/query.
